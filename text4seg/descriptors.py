@@ -250,33 +250,40 @@ def _parse_token(text: str, width: int) -> _Token | None:
 
 
 def _descriptor_lines(text: str, width: int, repairs: list[str]) -> list[str]:
-    body = extract_descriptor(text)
-    if body is None:
+    """The descriptor lines of ``text``, each stripped, without leading and trailing blank lines."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    start = text.find(SEG_START)
+    if start < 0:
+        end = text.find(SEG_END)
+        if end >= 0:
+            repairs.append("</seg> without <seg>: read the text before it")
+            text = text[:end]
         lines = [line.strip() for line in text.split("\n")]
-        # No <seg> tag: text before the first line that looks like a descriptor row is answer text.
-        # (A width-1 plain descriptor has no separators at all, so only strip when some line has one.)
-        # Without any separator, only a one-column grid can be a bare plain descriptor; for wider grids such
-        # text ("I cannot find it.") is no descriptor at all, never a full-grid label.
+        # No <seg>: lines before the first one that looks like a descriptor row are answer text. Without any
+        # separator only a one-column grid can be a bare plain descriptor; for wider grids such text
+        # ("I cannot find it.") is no descriptor at all, never a grid full of one label.
         hinted = [k for k, line in enumerate(lines) if _ROW_HINT.search(line)]
         if hinted:
             lines = lines[hinted[0]:]
         elif width > 1:
             lines = []
     else:
-        if text.find(SEG_END, text.find(SEG_START) + len(SEG_START)) < 0:
+        start += len(SEG_START)
+        end = text.find(SEG_END, start)
+        if end < 0:
             repairs.append("no </seg> after <seg>: read to the end of the text")
+            body = text[start:]
+        else:
+            body = text[start:end]
         if SEG_START in body:
             repairs.append("stray <seg> tags removed")
-            body = body.replace(SEG_START, "")
+            while SEG_START in body or SEG_END in body:
+                body = body.replace(SEG_START, "").replace(SEG_END, "")
         lines = [line.strip() for line in body.split("\n")]
     while lines and not lines[0]:
         lines.pop(0)
     while lines and not lines[-1]:
         lines.pop()
-    blank = sum(1 for line in lines if not line)
-    if blank:
-        repairs.append(f"{blank} blank line{'s' if blank > 1 else ''} between rows dropped")
-        lines = [line for line in lines if line]
     return lines
 
 
@@ -294,7 +301,8 @@ def decode_descriptor(text: str, height: int, width: int, background: str = BACK
     - junk tokens (empty, or nothing before ``*``) are dropped;
     - a row with fewer than ``width`` cells is padded with its last label, a longer one is cut; a row with
       no cells copies the row above (background for row 0);
-    - missing rows repeat the last row; extra rows are dropped; blank lines between rows are dropped;
+    - missing rows repeat the last row; extra rows are dropped (a blank line between rows is a row with no
+      cells; blank lines before the first and after the last row are ignored);
     - no cells at all gives an all-``background`` grid with form ``"empty"``.
 
     The form is ``"rle"`` when at least half of the usable tokens carry a ``*`` count, else ``"plain"``.
@@ -325,7 +333,7 @@ def decode_descriptor(text: str, height: int, width: int, background: str = BACK
     n_run = n_cell = 0
     for line in lines[:height]:
         tokens, dropped = [], []
-        for raw in line.split("|"):
+        for raw in line.split("|") if line else ():
             raw = raw.strip()
             tok = _parse_token(raw, width)
             if tok is None:
