@@ -33,9 +33,18 @@ __all__ = [
 
 # name -> (module, reader function, count function, fixed keyword options)
 REFERRING_READERS: dict[str, tuple[str, str, str, dict]] = {
+    "refcoco": ("text4seg.datasets.refer", "read_refer", "count_refer", {"dataset": "refcoco"}),
+    "refcoco+": ("text4seg.datasets.refer", "read_refer", "count_refer", {"dataset": "refcoco+"}),
+    "refcocog": ("text4seg.datasets.refer", "read_refer", "count_refer", {"dataset": "refcocog"}),
+    "refclef": ("text4seg.datasets.refer", "read_refer", "count_refer", {"dataset": "refclef"}),
+    "grefcoco": ("text4seg.datasets.grefer", "read_grefcoco", "count_grefcoco", {}),
+    "reasonseg": ("text4seg.datasets.reasonseg", "read_reasonseg", "count_reasonseg", {}),
     "synthetic": ("text4seg.datasets.synthetic", "read_synthetic", "count_synthetic", {}),
 }
-SEMANTIC_READERS: dict[str, tuple[str, str, str, dict]] = {}
+SEMANTIC_READERS: dict[str, tuple[str, str, str, dict]] = {
+    name: ("text4seg.datasets.semantic", "read_semantic_dataset", "count_semantic_dataset", {"dataset": name})
+    for name in ("ade20k", "pascal_context", "pascal_voc", "cocostuff")
+}
 
 
 def _resolve(registry: dict, kind: str, name: str, attr: int) -> tuple[Callable, dict]:

@@ -363,12 +363,15 @@ def _load_index(root: Path, split: str) -> dict:
     return index
 
 
-def read_synthetic(root: str | os.PathLike, split: str) -> Iterator[ReferringSample]:
+def read_synthetic(
+    root: str | os.PathLike, split: str, strict: bool = False, skips: object = None
+) -> Iterator[ReferringSample]:
     """Iterate the samples of a generated split lazily (images are not decoded).
 
     Args:
         root: data root given to :func:`generate_synthetic`.
         split: split name.
+        strict, skips: accepted for the common reader signature; a generated index has nothing to skip.
 
     Yields:
         One :class:`ReferringSample` per shape; ``extra`` holds ``kind``, ``colour``, ``box`` (x0, y0, x1, y1,
@@ -389,7 +392,7 @@ def read_synthetic(root: str | os.PathLike, split: str) -> Iterator[ReferringSam
             )
 
 
-def count_synthetic(root: str | os.PathLike, split: str) -> int:
+def count_synthetic(root: str | os.PathLike, split: str, **_: object) -> int:
     """Number of samples (shapes) in a generated split, read from the index without decoding masks."""
     index = _load_index(Path(root), split)
     return sum(len(entry["shapes"]) for entry in index["images"])

@@ -1,0 +1,149 @@
+"""COCO-style segmentations (polygons, compressed or uncompressed RLE) → boolean masks, and skip bookkeeping.
+
+Parts of a multi-part segmentation are merged as a union (``pycocotools.mask.merge``), so overlapping parts
+never wrap around the way a uint8 sum would, and polygons are clipped to the image.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = [
+    "AnnotationError",
+    "SkipLog",
+    "skip_or_raise",
+    "segmentation_to_mask",
+    "segmentation_to_rle",
+    "union_masks",
+]
+
+
+class AnnotationError(ValueError):
+    """A malformed annotation (raised in strict mode; otherwise the annotation is skipped and counted)."""
+
+
+@dataclass
+class SkipLog:
+    """Counts of annotations a reader skipped, by reason, with the first few offending ids per reason.
+
+    Readers take ``strict`` and ``skips``: in strict mode a malformed annotation raises
+    :class:`AnnotationError` naming its id; otherwise it is recorded here and reading goes on.
+    """
+
+    counts: Counter = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    max_examples: int = 3
+
+    def add(self, reason: str, item_id: str) -> None:
+        """Record one skipped annotation ``item_id`` for ``reason``."""
+        self.counts[reason] += 1
+        kept = self.examples.setdefault(reason, [])
+        if len(kept) < self.max_examples:
+            kept.append(str(item_id))
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def summary(self) -> str:
+        """``"3 (empty polygon: 2, bad rle: 1)"`` or ``"0"``."""
+        if not self.counts:
+            return "0"
+        parts = ", ".join(f"{reason}: {n}" for reason, n in sorted(self.counts.items()))
+        return f"{self.total} ({parts})"
+
+
+def skip_or_raise(reason: str, item_id: str, source: str, strict: bool, skips: SkipLog | None) -> None:
+    """Raise :class:`AnnotationError` in strict mode, else record the skip in ``skips`` (if given)."""
+    if strict:
+        raise AnnotationError(f"{source}: annotation {item_id}: {reason}")
+    if skips is not None:
+        skips.add(reason, item_id)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def segmentation_to_rle(segmentation: object, height: int, width: int) -> dict:
+    """Convert one COCO segmentation to a single compressed RLE (union of its parts).
+
+    Args:
+        segmentation: a list of polygons ``[[x0, y0, x1, y1, ...], ...]`` (pixel coordinates, any number of parts),
+            a list of RLE dicts, or one RLE dict ``{"size": [h, w], "counts": str | bytes | list[int]}``.
+        height, width: image size; polygons are clipped to it, RLE sizes must match it.
+
+    Returns:
+        A compressed RLE dict (``counts`` bytes) of size ``(height, width)``.
+
+    Raises:
+        ValueError: malformed segmentation (the message says what is wrong).
+    """
+    from pycocotools import mask as mask_utils
+
+    if isinstance(segmentation, dict):
+        parts: Sequence = [segmentation]
+    elif isinstance(segmentation, (list, tuple)):
+        parts = segmentation
+    else:
+        raise ValueError(f"segmentation must be a list or an RLE dict, got {type(segmentation).__name__}")
+    if not parts:
+        raise ValueError("empty segmentation")
+    rles = []
+    for part in parts:
+        if isinstance(part, dict):
+            rles.append(_rle_part(part, height, width, mask_utils))
+        elif isinstance(part, (list, tuple)):
+            if len(part) < 6 or len(part) % 2 or not all(_is_number(v) for v in part):
+                raise ValueError(f"polygon needs an even number (>= 6) of coordinates, got {len(part)} values")
+            # A list of exactly one polygon is passed on its own: pycocotools reads a 4-value list as a box.
+            rles.extend(mask_utils.frPyObjects([[float(v) for v in part]], height, width))
+        else:
+            raise ValueError(f"segmentation part must be a polygon list or an RLE dict, got {type(part).__name__}")
+    return rles[0] if len(rles) == 1 else mask_utils.merge(rles, intersect=False)
+
+
+def _rle_part(part: dict, height: int, width: int, mask_utils) -> dict:
+    size, counts = part.get("size"), part.get("counts")
+    if not isinstance(size, (list, tuple)) or len(size) != 2 or counts is None:
+        raise ValueError("RLE needs 'size' [h, w] and 'counts'")
+    if [int(size[0]), int(size[1])] != [height, width]:
+        raise ValueError(f"RLE size {list(size)} does not match the image size [{height}, {width}]")
+    if isinstance(counts, list):  # uncompressed RLE
+        if not all(_is_number(v) and v >= 0 for v in counts) or sum(counts) != height * width:
+            raise ValueError(f"uncompressed RLE counts must be >= 0 and sum to {height * width}")
+        return mask_utils.frPyObjects({"size": [height, width], "counts": [int(v) for v in counts]}, height, width)
+    if isinstance(counts, str):
+        counts = counts.encode("ascii")
+    if not isinstance(counts, bytes):
+        raise ValueError(f"RLE counts must be a string or a list, got {type(counts).__name__}")
+    rle = {"size": [height, width], "counts": counts}
+    try:
+        total = int(mask_utils.area(rle))
+    except Exception as err:  # pycocotools raises plain Exceptions on corrupt strings
+        raise ValueError(f"corrupt RLE counts ({err})") from err
+    if total > height * width:
+        raise ValueError("corrupt RLE counts (area larger than the image)")
+    return rle
+
+
+def segmentation_to_mask(segmentation: object, height: int, width: int) -> np.ndarray:
+    """Decode one COCO segmentation (see :func:`segmentation_to_rle`) to a ``(height, width)`` bool mask."""
+    from pycocotools import mask as mask_utils
+
+    return mask_utils.decode(segmentation_to_rle(segmentation, height, width)).astype(bool)
+
+
+def union_masks(segmentations: Sequence[object], height: int, width: int) -> np.ndarray:
+    """Union of several segmentations as a ``(height, width)`` bool mask (all False when empty)."""
+    from pycocotools import mask as mask_utils
+
+    if not segmentations:
+        return np.zeros((height, width), dtype=bool)
+    rles = [segmentation_to_rle(s, height, width) for s in segmentations]
+    rle = rles[0] if len(rles) == 1 else mask_utils.merge(rles, intersect=False)
+    return mask_utils.decode(rle).astype(bool)
