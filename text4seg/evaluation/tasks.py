@@ -1,0 +1,85 @@
+"""The evaluation tasks: which reader feeds each one and which scores it reports (no torch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["TaskSpec", "TASKS", "COLUMN_TITLES", "DATASET_ALIASES", "task_spec", "resolve_dataset"]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What one ``text4seg eval TASK`` evaluates.
+
+    Attributes:
+        name: task name on the command line.
+        kind: ``"referring"`` (one binary mask per expression) or ``"semantic"`` (one label map per image).
+        default_dataset: dataset used when ``--dataset`` is not given.
+        datasets: the benchmark datasets of the task (others registered in the readers are accepted too).
+        mask_metrics: mask scores reported, keys of ``ReferSegMeter.compute()`` / ``SemanticSegMeter.compute()``.
+        boxes: also score Acc@0.5 of the masks' bounding boxes (REC).
+        query_subsets: also score short-query and long-sentence queries separately (ReasonSeg).
+        columns: score columns of the printed table, in order (keys of the scores' metric dicts).
+    """
+
+    name: str
+    kind: str
+    default_dataset: str
+    datasets: tuple[str, ...]
+    mask_metrics: tuple[str, ...]
+    boxes: bool = False
+    query_subsets: bool = False
+    columns: tuple[str, ...] = ("ciou", "giou")
+
+
+_REFER = ("refcoco", "refcoco+", "refcocog", "refclef")
+TASKS: dict[str, TaskSpec] = {
+    "refer-seg": TaskSpec("refer-seg", "referring", "refcoco", _REFER, ("ciou", "giou"), boxes=True,
+                          columns=("ciou", "giou", "acc@0.5")),
+    "rec": TaskSpec("rec", "referring", "refcoco", _REFER, ("ciou", "giou"), boxes=True,
+                    columns=("acc@0.5", "ciou", "giou")),
+    "grefer-seg": TaskSpec("grefer-seg", "referring", "grefcoco", ("grefcoco",), ("ciou", "giou", "n_acc", "t_acc"),
+                           columns=("ciou", "giou", "n_acc", "t_acc")),
+    "reason-seg": TaskSpec("reason-seg", "referring", "reasonseg", ("reasonseg",), ("giou", "ciou"),
+                           query_subsets=True, columns=("giou", "ciou")),
+    "semantic-seg": TaskSpec("semantic-seg", "semantic", "ade20k", ("ade20k", "pascal_context", "pascal_voc"),
+                             ("miou", "pixel_accuracy"), columns=("miou", "pixel_accuracy")),
+    "synthetic": TaskSpec("synthetic", "referring", "synthetic", ("synthetic",), ("ciou", "giou")),
+}
+
+# Column titles of the printed table.
+COLUMN_TITLES: dict[str, str] = {
+    "ciou": "cIoU",
+    "giou": "gIoU",
+    "n_acc": "N-acc",
+    "t_acc": "T-acc",
+    "acc@0.5": "Acc@0.5",
+    "miou": "mIoU",
+    "pixel_accuracy": "pixel acc",
+}
+
+# Names the papers use -> reader names.
+DATASET_ALIASES: dict[str, str] = {
+    "ade-150": "ade20k",
+    "ade150": "ade20k",
+    "pc-59": "pascal_context",
+    "pc59": "pascal_context",
+    "voc-20": "pascal_voc",
+    "voc20": "pascal_voc",
+    "gref": "grefcoco",
+    "reason_seg": "reasonseg",
+}
+
+
+def task_spec(task: str) -> TaskSpec:
+    """The :class:`TaskSpec` of ``task``; ValueError naming the known tasks otherwise."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; known: {', '.join(sorted(TASKS))}")
+    return TASKS[task]
+
+
+def resolve_dataset(spec: TaskSpec, dataset: str | None) -> str:
+    """The reader name for ``dataset`` (aliases such as ``"ADE-150"`` accepted), or the task's default."""
+    if dataset is None:
+        return spec.default_dataset
+    return DATASET_ALIASES.get(dataset.lower(), dataset)
