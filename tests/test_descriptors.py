@@ -475,6 +475,13 @@ def test_mask_to_grid_area_multi_class():
     assert mask_to_grid(m, 1, 1, mode="area", min_fraction=0.9).tolist() == [[7]]
 
 
+def test_mask_to_grid_area_any_id_range():
+    m = np.array([[-5, -5, 70000, 70000], [-5, -5, 70000, 9]], dtype=np.int64)
+    assert mask_to_grid(m, 1, 2, mode="area").tolist() == [[-5, 70000]]
+    assert mask_to_grid(m, 1, 2, mode="area", background_id=70000).tolist() == [[-5, 9]]
+    assert mask_to_grid(m.astype(np.int32), 2, 4, mode="area").tolist() == m.tolist()
+
+
 @pytest.mark.parametrize(
     ("mask", "kwargs", "needle"),
     [
