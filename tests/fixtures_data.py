@@ -395,7 +395,7 @@ def make_cocostuff_layout(root: Path) -> dict:
     """``cocostuff/annotations/*_labelTrainIds.png`` + ``coco/train2017/*.jpg`` (flat, as the reference).
 
     ``000000000009`` (32 x 32): quadrants raw (255, 0, 5, 170) -> ids (0, 1, 6, 171) = others, person,
-    train, wood. ``000000000025`` (16 x 16): all 255 -> all others.
+    bus, wood. ``000000000025`` (16 x 16): all 255 -> all others.
     """
     root = Path(root)
     first = _quadrants(32, 32, (255, 0, 5, 170))

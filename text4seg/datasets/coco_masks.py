@@ -6,6 +6,7 @@ never wrap around the way a uint8 sum would, and polygons are clipped to the ima
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ __all__ = [
     "AnnotationError",
     "SkipLog",
     "skip_or_raise",
+    "decode_rle",
     "segmentation_to_mask",
     "segmentation_to_rle",
     "union_masks",
@@ -131,11 +133,19 @@ def _rle_part(part: dict, height: int, width: int, mask_utils) -> dict:
     return rle
 
 
-def segmentation_to_mask(segmentation: object, height: int, width: int) -> np.ndarray:
-    """Decode one COCO segmentation (see :func:`segmentation_to_rle`) to a ``(height, width)`` bool mask."""
+def decode_rle(rle: dict) -> np.ndarray:
+    """Decode one compressed RLE to a ``(h, w)`` bool mask."""
     from pycocotools import mask as mask_utils
 
-    return mask_utils.decode(segmentation_to_rle(segmentation, height, width)).astype(bool)
+    with warnings.catch_warnings():
+        # pycocotools under numpy 2 warns about its own __array__ on every decode.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return mask_utils.decode(rle).astype(bool)
+
+
+def segmentation_to_mask(segmentation: object, height: int, width: int) -> np.ndarray:
+    """Decode one COCO segmentation (see :func:`segmentation_to_rle`) to a ``(height, width)`` bool mask."""
+    return decode_rle(segmentation_to_rle(segmentation, height, width))
 
 
 def union_masks(segmentations: Sequence[object], height: int, width: int) -> np.ndarray:
@@ -145,5 +155,4 @@ def union_masks(segmentations: Sequence[object], height: int, width: int) -> np.
     if not segmentations:
         return np.zeros((height, width), dtype=bool)
     rles = [segmentation_to_rle(s, height, width) for s in segmentations]
-    rle = rles[0] if len(rles) == 1 else mask_utils.merge(rles, intersect=False)
-    return mask_utils.decode(rle).astype(bool)
+    return decode_rle(rles[0] if len(rles) == 1 else mask_utils.merge(rles, intersect=False))

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from text4seg.datasets.coco_masks import decode_rle
 from text4seg.datasets.samples import ReferringSample
 
 __all__ = [
@@ -241,9 +242,7 @@ def _encode_rle(mask: np.ndarray) -> dict:
 
 
 def _decode_rle(rle: dict) -> np.ndarray:
-    from pycocotools import mask as mask_utils
-
-    return mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode("ascii")}).astype(bool)
+    return decode_rle({"size": rle["size"], "counts": rle["counts"].encode("ascii")})
 
 
 def _atomic_write_json(path: Path, payload: object) -> None:
