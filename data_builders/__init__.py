@@ -1,0 +1,27 @@
+"""Training-data builders: dataset readers (:mod:`text4seg.datasets`) → Text4Seg conversation JSON.
+
+One command, one builder per dataset family::
+
+    python -m data_builders NAME --root playground/data --out FILE.json [--split train] [--grid N] [--seed 0] ...
+
+Every builder module exposes ``build(...) -> BuildSummary`` (the library function that owns all defaults) and
+``configure(parser)`` (its command-line options, all defaulting to None). Nothing here imports torch; the
+dependency runs one way: ``data_builders`` imports ``text4seg``, never the reverse.
+"""
+
+from __future__ import annotations
+
+# builder name -> (module, fixed keyword arguments of its build())
+BUILDERS: dict[str, tuple[str, dict]] = {
+    "refcoco": ("data_builders.refcoco", {}),
+    "grefcoco": ("data_builders.grefcoco", {}),
+    "cocostuff": ("data_builders.semantic", {"dataset": "cocostuff"}),
+    "ade20k": ("data_builders.semantic", {"dataset": "ade20k"}),
+    "pascal_context": ("data_builders.semantic", {"dataset": "pascal_context"}),
+    "pascal_voc": ("data_builders.semantic", {"dataset": "pascal_voc"}),
+    "reasonseg": ("data_builders.reasonseg", {}),
+    "synthetic": ("data_builders.synthetic", {}),
+    "mix": ("data_builders.mix", {}),
+}
+
+__all__ = ["BUILDERS"]
