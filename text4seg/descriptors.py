@@ -359,6 +359,7 @@ def decode_descriptor(text: str, height: int, width: int, background: str = BACK
         for raw in dropped:
             repairs.append(f"row {i}: junk token {raw!r} dropped")
         cells: list[str] = []
+        n = 0  # cells the row asks for; only the first `width` are kept (bounded memory on runaway rows)
         for tok in tokens:
             if tok.bad_count:
                 repairs.append(f"row {i}: run {tok.text!r} has no valid count (1..{width}), counted as 1")
@@ -366,8 +367,9 @@ def decode_descriptor(text: str, height: int, width: int, background: str = BACK
                 repairs.append(f"row {i}: token {tok.text!r} has no count, counted as 1")
             elif form == "plain" and tok.is_run:
                 repairs.append(f"row {i}: run {tok.text!r} in a plain descriptor, expanded to {tok.count} cells")
-            cells.extend([tok.label] * tok.count)
-        n = len(cells)
+            n += tok.count
+            if len(cells) < width:
+                cells.extend([tok.label] * min(tok.count, width - len(cells)))
         if n == 0:
             if i > 0:
                 labels[i] = labels[i - 1]
@@ -381,7 +383,6 @@ def decode_descriptor(text: str, height: int, width: int, background: str = BACK
             cells.extend([cells[-1]] * (width - n))
         elif n > width:
             repairs.append(f"row {i}: {n} cells, cut to {width}")
-            del cells[width:]
         labels[i, :] = cells
 
     got = len(rows)
