@@ -178,8 +178,7 @@ def mask_prompt_logits(mask: np.ndarray, input_size: int = 1024, frame: tuple[in
         frac = np.asarray(Image.fromarray(g, "F").resize((content_w, content_h), Image.BILINEAR))
     else:
         # BOX = area average: the fraction of each low-res cell covered by the mask
-        frac = np.asarray(Image.fromarray(m.astype(np.uint8) * 255, "L").resize((content_w, content_h), Image.BOX),
-                          dtype=np.float32) / 255.0
+        frac = np.asarray(Image.fromarray(m.astype(np.float32), "F").resize((content_w, content_h), Image.BOX))
     out = np.full((1, frame[0], frame[1]), pad_logit, dtype=np.float32)
     out[0, :content_h, :content_w] = mask_logit * (2.0 * np.clip(frac, 0.0, 1.0) - 1.0)
     return out
