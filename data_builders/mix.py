@@ -80,7 +80,9 @@ def build(inputs: Sequence[str], out: str, seed: int = 0, quiet: bool = False) -
             mixed.extend(rng.sample(items, extra))
         summary.notes[f"from {path.name} (x{ratio:g})"] = whole * len(items) + extra
     rng.shuffle(mixed)
-    summary.rounds = sum(sum(1 for turn in item["conversations"] if turn.get("from") == "gpt") for item in mixed)
+    summary.rounds = sum(
+        sum(1 for turn in item["conversations"] if turn.get("from") == "gpt") for item in mixed
+    )
     summary.items = write_items(out, mixed, summary)
     summary.seconds = time.perf_counter() - start
     return summary
@@ -88,7 +90,11 @@ def build(inputs: Sequence[str], out: str, seed: int = 0, quiet: bool = False) -
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Options of ``python -m data_builders mix``."""
-    parser.add_argument("inputs", nargs="+", metavar="FILE.json[:RATIO]", help="builder outputs and their ratios")
+    parser.add_argument(
+        "inputs", nargs="+", metavar="FILE.json[:RATIO]", help="builder outputs and their ratios"
+    )
     parser.add_argument("--out", required=True, help="output JSON file (written atomically)")
-    parser.add_argument("--seed", type=int, default=None, help="seed of subsampling and shuffling (default 0)")
+    parser.add_argument(
+        "--seed", type=int, default=None, help="seed of subsampling and shuffling (default 0)"
+    )
     parser.add_argument("--quiet", action="store_true", default=None, help=argparse.SUPPRESS)

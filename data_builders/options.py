@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["add_io_options", "add_grid_options", "add_recipe_options", "add_template_options", "template_index"]
+__all__ = [
+    "add_io_options",
+    "add_grid_options",
+    "add_recipe_options",
+    "add_template_options",
+    "template_index",
+]
 
 
 def add_io_options(parser: argparse.ArgumentParser, split_help: str) -> None:
@@ -12,7 +18,9 @@ def add_io_options(parser: argparse.ArgumentParser, split_help: str) -> None:
     parser.add_argument("--root", required=True, help="data root (reference layout, e.g. playground/data)")
     parser.add_argument("--out", required=True, help="output JSON file (written atomically)")
     parser.add_argument("--split", default=None, help=split_help)
-    parser.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N images (smoke runs)")
+    parser.add_argument(
+        "--limit", type=int, default=None, metavar="N", help="only the first N images (smoke runs)"
+    )
     parser.add_argument(
         "--strict",
         action="store_true",
@@ -24,7 +32,9 @@ def add_io_options(parser: argparse.ArgumentParser, split_help: str) -> None:
 
 def add_grid_options(parser: argparse.ArgumentParser, grid_default: str) -> None:
     """``--grid``, ``--downsample``, ``--rle/--no-rle``."""
-    parser.add_argument("--grid", default=None, metavar="N|HxW", help=f"descriptor grid (default {grid_default})")
+    parser.add_argument(
+        "--grid", default=None, metavar="N|HxW", help=f"descriptor grid (default {grid_default})"
+    )
     parser.add_argument(
         "--downsample",
         choices=("nearest", "area"),

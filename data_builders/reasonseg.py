@@ -54,6 +54,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Options of ``python -m data_builders reasonseg``."""
     add_io_options(parser, "train (default), val, test")
     add_grid_options(parser, "16")
-    parser.add_argument("--fg-label", default=None, help="grid label of the target (default target; or sentence)")
+    parser.add_argument(
+        "--fg-label", default=None, help="grid label of the target (default target; or sentence)"
+    )
     add_recipe_options(parser, rounds_default=1, repeat_default=1)
     add_template_options(parser, question=True, default="random")

@@ -74,7 +74,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--split-by",
         default=None,
-        help="refs(<split_by>).p: " + ", ".join(f"{k} -> {v}" for k, v in DEFAULT_SPLIT_BY.items()) + " by default",
+        help="refs(<split_by>).p: "
+        + ", ".join(f"{k} -> {v}" for k, v in DEFAULT_SPLIT_BY.items())
+        + " by default",
     )
     add_grid_options(parser, "16")
     parser.add_argument(

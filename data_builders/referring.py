@@ -77,7 +77,9 @@ def _by_image(samples: Iterable[ReferringSample]) -> Iterator[list[ReferringSamp
         yield list(group)
 
 
-def _prepare(sample: ReferringSample, grid_hw: tuple[int, int], downsample: str, summary: BuildSummary) -> _Ref | None:
+def _prepare(
+    sample: ReferringSample, grid_hw: tuple[int, int], downsample: str, summary: BuildSummary
+) -> _Ref | None:
     expressions = []
     for text in sample.expressions:
         safe = safe_text(text)

@@ -38,7 +38,12 @@ __all__ = ["CROP_SIZES", "FAMILY_WEIGHTS", "semantic_items", "build", "configure
 
 CROP_SIZES = (256, 336, 392, 448)
 FAMILY_WEIGHTS = (0.1, 0.3, 0.6)  # all, partial, condition
-DEFAULT_SPLITS = {"cocostuff": "train2017", "ade20k": "training", "pascal_context": "train", "pascal_voc": "train"}
+DEFAULT_SPLITS = {
+    "cocostuff": "train2017",
+    "ade20k": "training",
+    "pascal_context": "train",
+    "pascal_voc": "train",
+}
 
 HELP = {
     "cocostuff": "COCO-Stuff 171 classes (*_labelTrainIds.png) -> semantic JSON with random crops",
@@ -113,7 +118,9 @@ def semantic_items(
         raise ValueError(f"max_classes must be an int >= 1, got {max_classes!r}")
     if downsample not in DOWNSAMPLE_MODES:
         raise ValueError(f"downsample must be one of {DOWNSAMPLE_MODES}, got {downsample!r}")
-    if answer_template != "random" and (isinstance(answer_template, bool) or not isinstance(answer_template, int)):
+    if answer_template != "random" and (
+        isinstance(answer_template, bool) or not isinstance(answer_template, int)
+    ):
         raise ValueError(f"answer_template must be 'random' or a template index, got {answer_template!r}")
     answer_index = None if answer_template == "random" else answer_template
     grid_h, grid_w = parse_grid_size(grid)
@@ -225,4 +232,3 @@ def configure(parser: argparse.ArgumentParser, dataset: str | None = None) -> No
         help="random square crops recorded as crop_size (default on for cocostuff/ade20k)",
     )
     add_template_options(parser, question=False, default="random")
-

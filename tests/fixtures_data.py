@@ -103,7 +103,9 @@ def make_refcoco_layout(root: Path, dataset: str = "refcoco", split_by: str = "u
         "splits": {split: [ref_id, ...]}, "bad_ref_ids": [5]}``.
     """
     root = Path(root)
-    image_dir = "refer_seg/images/saiapr_tc-12" if dataset == "refclef" else "refer_seg/images/coco_2014/train2014"
+    image_dir = (
+        "refer_seg/images/saiapr_tc-12" if dataset == "refclef" else "refer_seg/images/coco_2014/train2014"
+    )
     img1 = {"id": 9, "file_name": "COCO_train2014_000000000009.jpg", "height": 32, "width": 48}
     img2 = {"id": 25, "file_name": "COCO_train2014_000000000025.jpg", "height": 16, "width": 16}
     for img in (img1, img2):
@@ -120,7 +122,13 @@ def make_refcoco_layout(root: Path, dataset: str = "refcoco", split_by: str = "u
             "segmentation": [_rect(24, 16, 48, 32), _rect(30, 20, 60, 40)],
         },
         {"id": 103, "image_id": 25, "category_id": 3, "iscrowd": 0, "segmentation": _rle(left_half)},
-        {"id": 104, "image_id": 25, "category_id": 3, "iscrowd": 1, "segmentation": _uncompressed_rle(right_half)},
+        {
+            "id": 104,
+            "image_id": 25,
+            "category_id": 3,
+            "iscrowd": 1,
+            "segmentation": _uncompressed_rle(right_half),
+        },
         {"id": 105, "image_id": 25, "category_id": 3, "iscrowd": 0, "segmentation": [[1.0, 1.0, 5.0, 5.0]]},
         {"id": 106, "image_id": 9, "category_id": 1, "iscrowd": 0, "segmentation": [_rect(0, 0, 48, 32)]},
     ]
@@ -214,7 +222,9 @@ def make_grefcoco_layout(root: Path) -> dict:
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "grefs(unc).json").write_text(json.dumps(grefs), encoding="utf-8")
     (data_dir / "instances.json").write_text(
-        json.dumps({"images": [image], "annotations": annotations, "categories": [{"id": 1, "name": "block"}]}),
+        json.dumps(
+            {"images": [image], "annotations": annotations, "categories": [{"id": 1, "name": "block"}]}
+        ),
         encoding="utf-8",
     )
     top_left = _box_mask(32, 32, (0, 0, 16, 16))
@@ -258,7 +268,11 @@ def make_reasonseg_layout(root: Path) -> dict:
         "text": ["What part of the picture would you sit on if you were tired?", "the seat"],
         "is_sentence": True,
         # PIL fills a polygon including its outline: vertices at 15.7 -> 15 cover columns 0..15.
-        "shapes": [poly("target", 0.2, 0.4, 15.7, 31.9), poly("ignore", 4, 4, 7, 7), poly("flag", 20, 20, 30, 30)],
+        "shapes": [
+            poly("target", 0.2, 0.4, 15.7, 31.9),
+            poly("ignore", 4, 4, 7, 7),
+            poly("flag", 20, 20, 30, 30),
+        ],
     }
     anno_b = {
         "text": ["the | handle"],
@@ -331,7 +345,10 @@ def make_ade20k_layout(root: Path) -> dict:
     base = root / "ADEChallengeData2016"
     train = _quadrants(16, 32, (0, 1, 3, 150))
     val = np.full((16, 32), 13, dtype=np.int64)
-    for folder, stem, values in (("training", "ADE_train_00000001", train), ("validation", "ADE_val_00000001", val)):
+    for folder, stem, values in (
+        ("training", "ADE_train_00000001", train),
+        ("validation", "ADE_val_00000001", val),
+    ):
         write_image(base / "images" / folder / f"{stem}.jpg", 16, 32)
         _write_label_png(base / "annotations" / folder / f"{stem}.png", values)
     return {

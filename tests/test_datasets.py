@@ -68,7 +68,14 @@ def _refers_to(expression: str, shape: ReferringSample, shapes: list[ReferringSa
         x0, y0, x1, y1 = s.extra["box"]
         return (x0 + x1) / 2, (y0 + y1) / 2
 
-    axis = {"left": (0, -1), "right": (0, 1), "top": (1, -1), "bottom": (1, 1), "above": (1, -1), "below": (1, 1)}
+    axis = {
+        "left": (0, -1),
+        "right": (0, 1),
+        "top": (1, -1),
+        "bottom": (1, 1),
+        "above": (1, -1),
+        "below": (1, 1),
+    }
     if rest.startswith(("on the", "at the")):
         dim, sign = axis[rest.split()[-1]]
         others = [s for s in matching if s is not shape]
@@ -253,7 +260,15 @@ def test_restricted_unpickler_refuses_callables(tmp_path):
 
 
 def test_restricted_unpickler_accepts_plain_containers(tmp_path):
-    refs = [{"ref_id": 1, "sentences": [{"sent": "a", "tokens": ["a"]}], "box": (1.0, 2), "tags": {"x"}, "n": None}]
+    refs = [
+        {
+            "ref_id": 1,
+            "sentences": [{"sent": "a", "tokens": ["a"]}],
+            "box": (1.0, 2),
+            "tags": {"x"},
+            "n": None,
+        }
+    ]
     path = tmp_path / "refs.p"
     write_refs_pickle(path, refs)
     assert load_refs_pickle(path) == refs
@@ -316,7 +331,11 @@ def test_reasonseg_unreadable_image_fails_with_its_path(tmp_path):
 @pytest.mark.parametrize(
     ("dataset", "maker", "splits"),
     [
-        ("ade20k", make_ade20k_layout, {"training": "training", "validation": "validation", "train": "training"}),
+        (
+            "ade20k",
+            make_ade20k_layout,
+            {"training": "training", "validation": "validation", "train": "training"},
+        ),
         ("pascal_context", make_pascal_context_layout, {"val": "val", "train": "train"}),
         ("pascal_voc", make_pascal_voc_layout, {"train": "train", "val": "val"}),
     ],
@@ -386,7 +405,10 @@ def test_class_lists_sizes_and_synonyms():
         ids, unknown = label_map.ids(np.array([[names[5], "others"]], dtype=object))
         assert ids.tolist() == [[5, 0]] and unknown == []
     assert class_names("ade20k")[1:4] == ["wall", "building", "sky"] and class_names("ade20k")[150] == "flag"
-    assert class_names("pascal_voc")[20] == "tv monitor" and class_synonyms("pascal_voc")["tvmonitor"] == "tv monitor"
+    assert (
+        class_names("pascal_voc")[20] == "tv monitor"
+        and class_synonyms("pascal_voc")["tvmonitor"] == "tv monitor"
+    )
     assert class_names("cocostuff")[80] == "toothbrush" and class_names("cocostuff")[81] == "banner"
     assert class_synonyms("cocostuff")["wall-brick"] == "brick wall"
     assert class_names("pascal_context")[59] == "wood"

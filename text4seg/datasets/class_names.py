@@ -455,7 +455,9 @@ CLASS_DEFINITIONS: dict[str, tuple[tuple[str, ...], ...]] = {
 
 def _definition(dataset: str) -> Sequence[tuple[str, ...]]:
     if dataset not in CLASS_DEFINITIONS:
-        raise ValueError(f"unknown semantic dataset {dataset!r}; known: {', '.join(sorted(CLASS_DEFINITIONS))}")
+        raise ValueError(
+            f"unknown semantic dataset {dataset!r}; known: {', '.join(sorted(CLASS_DEFINITIONS))}"
+        )
     return CLASS_DEFINITIONS[dataset]
 
 

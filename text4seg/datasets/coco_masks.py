@@ -101,11 +101,15 @@ def segmentation_to_rle(segmentation: object, height: int, width: int) -> dict:
             rles.append(_rle_part(part, height, width, mask_utils))
         elif isinstance(part, (list, tuple)):
             if len(part) < 6 or len(part) % 2 or not all(_is_number(v) for v in part):
-                raise ValueError(f"polygon needs an even number (>= 6) of coordinates, got {len(part)} values")
+                raise ValueError(
+                    f"polygon needs an even number (>= 6) of coordinates, got {len(part)} values"
+                )
             # A list of exactly one polygon is passed on its own: pycocotools reads a 4-value list as a box.
             rles.extend(mask_utils.frPyObjects([[float(v) for v in part]], height, width))
         else:
-            raise ValueError(f"segmentation part must be a polygon list or an RLE dict, got {type(part).__name__}")
+            raise ValueError(
+                f"segmentation part must be a polygon list or an RLE dict, got {type(part).__name__}"
+            )
     return rles[0] if len(rles) == 1 else mask_utils.merge(rles, intersect=False)
 
 
@@ -118,7 +122,9 @@ def _rle_part(part: dict, height: int, width: int, mask_utils) -> dict:
     if isinstance(counts, list):  # uncompressed RLE
         if not all(_is_number(v) and v >= 0 for v in counts) or sum(counts) != height * width:
             raise ValueError(f"uncompressed RLE counts must be >= 0 and sum to {height * width}")
-        return mask_utils.frPyObjects({"size": [height, width], "counts": [int(v) for v in counts]}, height, width)
+        return mask_utils.frPyObjects(
+            {"size": [height, width], "counts": [int(v) for v in counts]}, height, width
+        )
     if isinstance(counts, str):
         counts = counts.encode("ascii")
     if not isinstance(counts, bytes):

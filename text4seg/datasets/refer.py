@@ -66,7 +66,9 @@ class RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):  # noqa: D401 - pickle API
         if (module, name) in _ALLOWED_GLOBALS:
             return set if name == "set" else frozenset
-        raise pickle.UnpicklingError(f"forbidden global {module}.{name} (only plain containers/scalars allowed)")
+        raise pickle.UnpicklingError(
+            f"forbidden global {module}.{name} (only plain containers/scalars allowed)"
+        )
 
     def persistent_load(self, pid):
         raise pickle.UnpicklingError("persistent ids are not allowed")
@@ -255,4 +257,3 @@ def count_refer(
     split_by = _check_dataset(dataset, split_by)
     path = refs_path(root, dataset, split_by)
     return sum(1 for ref in load_refs_pickle(path) if _split_matches(str(ref.get("split", "")), split))
-

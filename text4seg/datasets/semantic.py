@@ -88,7 +88,9 @@ def load_label_png(path: str | os.PathLike) -> np.ndarray:
     try:
         with Image.open(path) as image:
             if image.mode not in ("L", "P", "I;16", "I", "1"):
-                raise ValueError(f"{path}: annotation mode {image.mode!r}; expected class values (L, P or I;16)")
+                raise ValueError(
+                    f"{path}: annotation mode {image.mode!r}; expected class values (L, P or I;16)"
+                )
             return np.asarray(image).astype(np.int64)
     except OSError as err:
         raise ValueError(f"{path}: unreadable annotation ({err})") from err
@@ -131,7 +133,9 @@ def _read_split_list(base: Path, names: tuple[str, ...], layout: str) -> list[st
 
 def _pascal_entries(root: Path, split: str, context: bool) -> list[_Entry]:
     if context:
-        layout = "PASCAL-Context layout: PC59/{JPEGImages, SegmentationClassContext, pascalcontext_<split>.txt}"
+        layout = (
+            "PASCAL-Context layout: PC59/{JPEGImages, SegmentationClassContext, pascalcontext_<split>.txt}"
+        )
         base = _first_dir(root, ("PC59", "semantic_seg/PC59"), layout)
         annotations = base / "SegmentationClassContext"
         lists = (f"pascalcontext_{split}.txt", f"{split}.txt", f"ImageSets/SegmentationContext/{split}.txt")

@@ -174,7 +174,12 @@ _RELATIONS = {
     "above": _above,
     "below": lambda a, b, strict: _above(b, a, strict),
 }
-_POSITIONS = {"on the left": "left of", "on the right": "right of", "at the top": "above", "at the bottom": "below"}
+_POSITIONS = {
+    "on the left": "left of",
+    "on the right": "right of",
+    "at the top": "above",
+    "at the bottom": "below",
+}
 
 
 def _expressions(shape: _Shape, shapes: Sequence[_Shape]) -> list[str]:
@@ -222,7 +227,9 @@ def _compose(rng: random.Random, size: int) -> list[tuple[_Shape, list[str]]]:
             return described
 
 
-def _render(np_rng: np.random.Generator, size: int, shapes: Sequence[_Shape]) -> tuple[np.ndarray, list[np.ndarray]]:
+def _render(
+    np_rng: np.random.Generator, size: int, shapes: Sequence[_Shape]
+) -> tuple[np.ndarray, list[np.ndarray]]:
     level = int(np_rng.integers(20, 70))
     noise = np_rng.integers(-6, 7, size=(size, size, 1), dtype=np.int16)
     image = np.clip(level + noise, 0, 255).astype(np.uint8).repeat(3, axis=2)
@@ -387,7 +394,12 @@ def read_synthetic(
                 width=int(entry["width"]),
                 expressions=list(shape["expressions"]),
                 mask=_decode_rle(shape["mask"]),
-                extra={"kind": shape["kind"], "colour": shape["colour"], "box": list(shape["box"]), "image_index": n},
+                extra={
+                    "kind": shape["kind"],
+                    "colour": shape["colour"],
+                    "box": list(shape["box"]),
+                    "image_index": n,
+                },
             )
 
 
