@@ -1,0 +1,425 @@
+"""Benchmark evaluation loop: readers → Segmenter → (SAM) → per-sample records → meters → scores.
+
+Outputs under ``out`` (see :mod:`text4seg.evaluation.shards`): ``run.json``, ``samples.jsonl`` (or one
+``samples.rank<R>.jsonl`` per process), ``done.rank<R>-of-<N>.json``, ``scores.json``, ``scores.md``, and
+``vis/<index>.png`` overlays of the first ``save_vis`` samples.
+
+A *sample* is one expression of one referring target (each sentence of a RefCOCO ref is scored on its own, as in
+the papers) or one image of a semantic dataset; ``index`` numbers the samples of the split in reader order.
+Samples of the same image are predicted together (one ``Segmenter.segment`` call with every expression, one SAM
+embedding), and shards are whole images: image group ``g`` goes to rank ``g % world_size``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from text4seg.evaluation.records import SampleLog, write_json_atomic
+from text4seg.evaluation.scoring import IGNORE_INDEX, Scorer, gt_box, referring_fields, semantic_fields
+from text4seg.evaluation.shards import (
+    RUN_FILE,
+    check_settings,
+    completed_records,
+    done_file,
+    merge_shards,
+    rank_world,
+    samples_file,
+)
+from text4seg.evaluation.tasks import TaskSpec, resolve_dataset, task_spec
+
+__all__ = ["evaluate", "merge_shards"]
+
+
+
+@dataclass
+class _Item:
+    index: int
+    sample: Any  # ReferringSample | SemanticSample
+    expression_index: int | None = None
+    expression: str | None = None
+
+
+# ------------------------------------------------------------------------------------------- data side
+
+
+def _reader(spec: TaskSpec, dataset: str, root: Path, split: str) -> Iterator[Any]:
+    from text4seg.datasets import read_referring, read_semantic
+
+    read = read_semantic if spec.kind == "semantic" else read_referring
+    return read(dataset, root, split)
+
+
+def _items(spec: TaskSpec, samples: Iterator[Any], limit: int | None) -> Iterator[_Item]:
+    index = 0
+    for sample in samples:
+        if spec.kind == "semantic":
+            entries = [(None, None)]
+        else:
+            if not sample.expressions:
+                raise ValueError(f"sample {sample.id}: no expression to evaluate")
+            entries = list(enumerate(sample.expressions))
+        for k, expression in entries:
+            if limit is not None and index >= limit:
+                return
+            yield _Item(index, sample, k, expression)
+            index += 1
+
+
+def _image_groups(items: Iterator[_Item]) -> Iterator[list[_Item]]:
+    """Consecutive items of the same image (readers yield the refs of an image together)."""
+    for _, group in itertools.groupby(items, key=lambda item: item.sample.image):
+        yield list(group)
+
+
+# --------------------------------------------------------------------------------------- model side
+
+
+def _build_segmenter(model: str | None, adapter: str | None, device: Any) -> Any:
+    if model is None:
+        raise ValueError("--model is required: a model directory (with text4seg_config.json) or hub id")
+    from text4seg.segmenter import Segmenter
+
+    return Segmenter.from_pretrained(str(model), None if adapter is None else str(adapter), device=device)
+
+
+def _build_refiner(refiner: Any, sam_checkpoint: str | None, sam_type: str, device: Any) -> Any:
+    if refiner is None or refiner == "none":
+        return None
+    if refiner == "sam":
+        if sam_checkpoint is None:
+            raise ValueError("--refiner sam needs --sam-checkpoint (e.g. sam_vit_h_4b8939.pth)")
+        from text4seg.refine import SamRefiner
+
+        return SamRefiner.from_checkpoint(sam_checkpoint, sam_type, device=None if device is None else str(device))
+    if isinstance(refiner, str):
+        raise ValueError(f"refiner {refiner!r}: expected 'none' or 'sam'")
+    return refiner  # an object with set_image / refine / refine_labels (e.g. a SamRefiner)
+
+
+def _with_template(segmenter: Any, template: int | None) -> Any:
+    """The segmenter asking template ``K`` of the referring / all-classes families (None: its own wording,
+    the training template stored in ``text4seg_config.json``)."""
+    if template is None:
+        return segmenter
+    from text4seg.prompts import ALL_CLASSES_QUESTIONS, REFERRING_QUESTIONS
+
+    for family, name in ((REFERRING_QUESTIONS, "REFERRING_QUESTIONS"), (ALL_CLASSES_QUESTIONS, "ALL_CLASSES_QUESTIONS")):
+        if not 0 <= int(template) < len(family):
+            raise ValueError(f"template {template}: {name} has templates 0..{len(family) - 1}")
+    return segmenter.with_config(question_template=REFERRING_QUESTIONS[int(template)],
+                                 semantic_template=ALL_CLASSES_QUESTIONS[int(template)])
+
+
+def _label_map(dataset: str, class_names: list[str], background: str) -> Any:
+    """Class name -> dataset id for semantic answers (dataset synonyms accepted, ``others`` -> its id)."""
+    from text4seg.descriptors import LabelMap
+
+    try:
+        from text4seg.datasets.class_names import class_synonyms
+
+        synonyms = class_synonyms(dataset)
+    except (ValueError, KeyError):
+        synonyms = {}
+    synonyms = {alias: name for alias, name in synonyms.items() if name in class_names}
+    return LabelMap(class_names, synonyms=synonyms, background=background, fallback_id=IGNORE_INDEX)
+
+
+# ------------------------------------------------------------------------------------------ evaluate
+
+
+def evaluate(
+    task: str,
+    model: str | os.PathLike | None = None,
+    adapter: str | os.PathLike | None = None,
+    *,
+    data_root: str | os.PathLike = "playground/data",
+    dataset: str | None = None,
+    split: str = "val",
+    refiner: Any = "none",
+    sam_checkpoint: str | os.PathLike | None = None,
+    sam_type: str = "vit_h",
+    limit: int | None = None,
+    out: str | os.PathLike | None = None,
+    save_vis: int = 0,
+    template: int | None = None,
+    batch_size: int = 1,
+    segmenter: Any = None,
+    rank: int | None = None,
+    world_size: int | None = None,
+    device: Any = None,
+    progress: bool = True,
+) -> dict | None:
+    """Evaluate a Text4Seg model on one benchmark split; resumable and shardable.
+
+    Args:
+        task: ``"refer-seg"``, ``"rec"``, ``"grefer-seg"``, ``"reason-seg"``, ``"semantic-seg"`` or
+            ``"synthetic"`` (see :data:`text4seg.evaluation.tasks.TASKS`).
+        model: model directory or hub id (ignored when ``segmenter`` is given).
+        adapter: LoRA adapter directory applied on ``model``.
+        data_root: data root of the readers (the reference layout, ``playground/data``).
+        dataset: reader name (``refcoco``, ``refcoco+``, ``refcocog``, ``refclef``, ``grefcoco``, ``reasonseg``,
+            ``ade20k``, ``pascal_context``, ``pascal_voc``, ``synthetic``; aliases ``ADE-150``, ``PC-59``,
+            ``VOC-20``); default: the task's usual dataset.
+        split: split as the dataset spells it (``val``, ``testA``, ``validation``, ...).
+        refiner: ``"none"``, ``"sam"`` (needs ``sam_checkpoint``) or a refiner object (``SamRefiner``).
+        sam_checkpoint: official SAM checkpoint file.
+        sam_type: ``"vit_h"``, ``"vit_l"`` or ``"vit_b"``.
+        limit: evaluate only samples ``0 .. limit-1``.
+        out: output folder; default ``runs/eval/<task>_<dataset>_<split>``.
+        save_vis: write overlays of the first ``save_vis`` samples to ``out/vis``.
+        template: question template index of :data:`text4seg.prompts.REFERRING_QUESTIONS` (default: the
+            model's own training template, ``Segmenter.referring_prompt``).
+        batch_size: images per batched ``Segmenter.segment_many`` call (all expressions of one image always go
+            in one call).
+        segmenter: a ready :class:`text4seg.Segmenter` (e.g. with a stub backend in tests).
+        rank, world_size: this process's shard; default from ``accelerate`` (``PartialState``) if installed,
+            else a single process. With explicit values and ``world_size > 1`` nothing is merged: call
+            :func:`merge_shards` once every shard is done.
+        device: device for the model and SAM (default: accelerate's device, else the loaders' choice).
+        progress: show a progress bar (rank 0 only).
+
+    Returns:
+        The scores (as written to ``out/scores.json``) on the process that merged, else None.
+    """
+    spec = task_spec(task)
+    dataset = resolve_dataset(spec, dataset)
+    root = Path(data_root)
+    if limit is not None and int(limit) < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    out = Path(out) if out is not None else Path("runs") / "eval" / f"{task}_{dataset}_{split}"
+    rank, world, state = rank_world(rank, world_size)
+    if device is None and state is not None and world > 1:
+        device = state.device
+
+    samples = iter(_reader(spec, dataset, root, split))
+    class_names = None
+    if spec.kind == "semantic":
+        first = next(samples, None)
+        if first is None:
+            raise ValueError(f"dataset {dataset!r} split {split!r} under {root} has no samples")
+        class_names = list(first.class_names)
+        samples = itertools.chain([first], samples)
+    refined = refiner is not None and refiner != "none"
+    settings = {
+        "task": task,
+        "dataset": dataset,
+        "split": split,
+        "data_root": str(root),
+        "model": None if model is None else str(model),
+        "adapter": None if adapter is None else str(adapter),
+        "refiner": ("sam" if refiner == "sam" else type(refiner).__name__) if refined else "none",
+        "sam_type": sam_type if refined else None,
+        "sam_checkpoint": None if sam_checkpoint is None or not refined else str(sam_checkpoint),
+        "template": template,
+        "limit": None if limit is None else int(limit),
+        "class_names": class_names,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    check_settings(out, settings)
+    write_json_atomic(out / RUN_FILE, settings)
+    done_file(out, rank, world).unlink(missing_ok=True)
+
+    if segmenter is None:
+        segmenter = _build_segmenter(model, adapter, device)
+    segmenter = _with_template(segmenter, template)
+    run = _Run(
+        spec=spec,
+        segmenter=segmenter,
+        refiner=_build_refiner(refiner, None if sam_checkpoint is None else str(sam_checkpoint), sam_type, device),
+        root=root,
+        out=out,
+        save_vis=int(save_vis),
+        class_names=class_names,
+        label_map=None if class_names is None else _label_map(dataset, class_names, segmenter.config.background),
+    )
+    log = SampleLog(samples_file(out, rank, world))
+    try:
+        shard_samples = run.shard(samples, log, completed_records(out), rank, world, limit=limit,
+                                  batch_size=int(batch_size), progress=progress)
+    finally:
+        log.close()
+    write_json_atomic(done_file(out, rank, world),
+                      {"rank": rank, "world_size": world, "samples": shard_samples, "limit": settings["limit"]})
+    if world == 1:
+        return merge_shards(out, 1)
+    if state is not None:
+        state.wait_for_everyone()
+        if rank == 0:
+            return merge_shards(out, world)
+    return None
+
+
+@dataclass
+class _Run:
+    """What the loop needs: the task, the predictor and refiner, where data and outputs live."""
+
+    spec: TaskSpec
+    segmenter: Any
+    refiner: Any
+    root: Path
+    out: Path
+    save_vis: int
+    class_names: list[str] | None
+    label_map: Any
+
+    def shard(self, samples: Iterator[Any], log: SampleLog, done: dict[int, dict], rank: int, world: int, *,
+              limit: int | None, batch_size: int, progress: bool) -> int:
+        """Predict and record the pending samples of shard ``rank``; returns the shard's sample count."""
+        from tqdm.auto import tqdm
+
+        live = Scorer(self.spec, self.refiner is not None, self.class_names)
+        total = 0
+        batch: list[list[_Item]] = []
+        bar = tqdm(desc=f"eval {self.spec.name}", unit="sample", disable=not progress or rank != 0,
+                   dynamic_ncols=True)
+        for number, group in enumerate(_image_groups(_items(self.spec, samples, limit))):
+            if number % world != rank:
+                continue
+            total += len(group)
+            todo = []
+            for item in group:
+                if item.index in done:
+                    live.add(done[item.index])
+                else:
+                    todo.append(item)
+            bar.update(len(group) - len(todo))
+            if todo:
+                batch.append(todo)
+            if len(batch) >= batch_size:
+                self.run_batch(batch, log, live, bar)
+                batch = []
+        self.run_batch(batch, log, live, bar)
+        bar.close()
+        return total
+
+    def run_batch(self, batch: list[list[_Item]], log: SampleLog, live: Scorer, bar: Any) -> None:
+        """Predict a batch of image groups, score, refine and record each sample."""
+        if not batch:
+            return
+        from text4seg.images import load_image
+
+        started = time.perf_counter()
+        images = [load_image(self.root / todo[0].sample.image) for todo in batch]
+        predictions = self.predict(images, batch)
+        shared = (time.perf_counter() - started) / sum(len(todo) for todo in batch)
+        for image, todo, results in zip(images, batch, predictions):
+            t_image = time.perf_counter()
+            if self.refiner is not None:
+                self.refiner.set_image(np.asarray(image))  # SAM embeds the image once, at its first refine
+            overhead = (time.perf_counter() - t_image) / len(todo)
+            for item, result in zip(todo, results):
+                t0 = time.perf_counter()
+                record, masks = self.score(item, result)
+                record["seconds"] = shared + overhead + time.perf_counter() - t0
+                log.append(record)
+                live.add(record)
+                if item.index < self.save_vis:
+                    _visualize(self.out, item, image, masks)
+            bar.update(len(todo))
+        _postfix(bar, live)
+
+    def predict(self, images: list[Any], batch: list[list[_Item]]) -> list[list[Any]]:
+        """SegmentationResults per image group: one ``segment`` call per image with all its expressions, or
+        one ``segment_many`` call for several images."""
+        if self.spec.kind == "semantic":
+            prompt = self.segmenter.semantic_prompt([n for n in self.class_names if n != _BACKGROUND_NAME])
+            if len(images) == 1:
+                return [[self.segmenter.segment(images[0], instruction=prompt)]]
+            return self.segmenter.segment_many([(image, None) for image in images], instruction=prompt)
+        queries = [[item.expression for item in todo] for todo in batch]
+        if len(images) == 1:
+            return [self.segmenter.segment(images[0], queries[0])]
+        return self.segmenter.segment_many(list(zip(images, queries)))
+
+    def score(self, item: _Item, result: Any) -> tuple[dict, dict[str, np.ndarray | None]]:
+        """The record of one prediction and the masks to visualise."""
+        sample = item.sample
+        record: dict[str, Any] = {
+            "index": item.index,
+            "id": sample.id,
+            "expression_index": item.expression_index,
+            "image": sample.image,
+            "expression": item.expression,
+            "text": result.text,
+            "repairs": list(result.repairs),
+        }
+        masks: dict[str, np.ndarray | None] = {}
+        if self.spec.kind == "semantic":
+            from text4seg.descriptors import grid_to_mask
+
+            gt = sample.label_map
+            pred = grid_to_mask(result.grid, self.label_map, tuple(result.mask.shape))
+            _check_shape(pred, gt, sample)
+            _, unknown = self.label_map.ids(result.grid)
+            record["repairs"] += [f"unknown class {name!r}: id {IGNORE_INDEX}" for name in unknown]
+            num_classes = len(self.class_names)
+            record.update(semantic_fields(pred, gt, num_classes))
+            masks["coarse"] = pred
+            if self.refiner is not None:
+                present = [int(c) for c in np.unique(pred) if c not in (0, IGNORE_INDEX)]
+                fine = self.refiner.refine_labels(pred, present).label_map
+                record.update(semantic_fields(fine, gt, num_classes, suffix="_refined"))
+                masks["refined"] = fine
+            masks["ground truth"] = gt
+            return record, masks
+        pred = np.asarray(result.mask, dtype=bool)
+        _check_shape(pred, sample.mask, sample)
+        record.update(referring_fields(pred, sample.mask, sample.ignore))
+        masks["coarse"] = pred
+        if self.spec.boxes:
+            record["box"] = _box(pred)
+            record["gt_box"] = gt_box(sample)
+        if self.refiner is not None:
+            grid = np.asarray(result.grid) != self.segmenter.config.background
+            fine = np.asarray(self.refiner.refine(pred, grid).mask, dtype=bool)
+            record.update(referring_fields(fine, sample.mask, sample.ignore, suffix="_refined"))
+            masks["refined"] = fine
+            if self.spec.boxes:
+                record["box_refined"] = _box(fine)
+        if sample.no_target:
+            record["no_target"] = True
+        if sample.is_sentence is not None:
+            record["is_sentence"] = bool(sample.is_sentence)
+        masks["ground truth"] = sample.mask
+        return record, masks
+
+
+_BACKGROUND_NAME = "others"
+
+
+def _box(mask: np.ndarray) -> list[int] | None:
+    from text4seg.metrics import box_from_mask
+
+    box = box_from_mask(mask)
+    return None if box is None else list(box)
+
+
+def _postfix(bar: Any, live: Scorer) -> None:
+    if live.samples:
+        metrics = live.metrics("coarse")
+        key = "miou" if "miou" in metrics else "giou"
+        if metrics.get(key) is not None:
+            bar.set_postfix({key: f"{100 * metrics[key]:.1f}"}, refresh=False)
+
+
+def _check_shape(pred: np.ndarray, gt: np.ndarray, sample: Any) -> None:
+    if pred.shape != gt.shape:
+        raise ValueError(f"{sample.image}: the image decodes to {pred.shape} (height, width) but the annotation "
+                         f"of sample {sample.id} is {gt.shape}")
+
+
+def _visualize(out: Path, item: _Item, image: Any, masks: dict[str, np.ndarray | None]) -> None:
+    from text4seg.evaluation.visualize import save_panels
+
+    save_panels(image, list(masks.items()), out / "vis" / f"{item.index:06d}.png", caption=item.expression or "")
+
