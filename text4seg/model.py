@@ -498,14 +498,16 @@ def _adds_special_tokens(tokenizer) -> bool:
         return True
 
 
-def encode_prompt(processor, texts: Sequence[str], images: Sequence[Image.Image] | None) -> dict:
+def encode_prompt(
+    processor, texts: Sequence[str], images: Sequence[Image.Image] | None, padding_side: str | None = None
+) -> dict:
     """Tokenize rendered prompt texts (one image each) through the processor, as tensors.
 
     Does not add a second BOS when the chat template already wrote one.
 
     Returns:
         The processor's BatchFeature (``input_ids`` (B, L) int64, ``attention_mask``, ``pixel_values``, ...),
-        padded on the side currently set on the tokenizer.
+        padded on ``padding_side`` (default: the tokenizer's) when there are several texts.
     """
     tokenizer = getattr(processor, "tokenizer", processor)
     bos = getattr(tokenizer, "bos_token", None)
@@ -515,6 +517,8 @@ def encode_prompt(processor, texts: Sequence[str], images: Sequence[Image.Image]
         kwargs["images"] = list(images)
     if len(texts) > 1:
         kwargs["padding"] = True
+        if padding_side is not None:
+            kwargs["padding_side"] = padding_side
     return processor(**kwargs)
 
 
