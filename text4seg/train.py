@@ -148,7 +148,9 @@ def _foreground_spans(text: str, background: str) -> np.ndarray:
     start += len(SEG_START)
     end = text.find(SEG_END, start)
     end = len(text) if end < 0 else end
-    for match in re.finditer(r"[^|\n]+", text[start:end]):
+    # A cell/run is its text between separators without surrounding spaces: the space after a row break
+    # belongs to the previous cell's token ("others\n "), not to this one.
+    for match in re.finditer(r"[^|\s](?:[^|\n]*[^|\s])?", text[start:end]):
         label = match.group(0).partition("*")[0].strip()
         if label and label != background:
             marks[start + match.start() : start + match.end()] = True
@@ -563,6 +565,14 @@ class _ConfigSaver(TrainerCallback):
         return control
 
 
+def _is_peft(model: Any) -> bool:
+    try:
+        from peft import PeftModel
+    except ImportError:
+        return False
+    return isinstance(model, PeftModel)
+
+
 def _make_trainer_class():
     from transformers.trainer_pt_utils import get_length_grouped_indices
 
@@ -596,6 +606,21 @@ def _make_trainer_class():
                 group = self.args.train_batch_size * self.args.gradient_accumulation_steps
                 return _LengthGroupedSampler(dataset.lengths(), group, self.args.seed)
             return super()._get_train_sampler(train_dataset)
+
+        def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+            # transformers saves multimodal models with legacy key names (e.g. "language_model.model.*") but
+            # Trainer reloads a full checkpoint with a raw, non-strict load_state_dict: every key misses and
+            # training would silently restart from the initial weights. from_pretrained applies the key
+            # conversion; the strict load then proves every weight arrived.
+            target = self.model if model is None else model
+            ckpt = Path(resume_from_checkpoint)
+            full_weights = (ckpt / "model.safetensors").is_file() or (ckpt / "model.safetensors.index.json").is_file()
+            if full_weights and not _is_peft(target) and not self.is_fsdp_enabled and hasattr(target, "config"):
+                reloaded = type(target).from_pretrained(str(ckpt), dtype=target.dtype, device_map={"": "cpu"})
+                target.load_state_dict(reloaded.state_dict(), strict=True)
+                del reloaded
+                return
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
 
         def create_optimizer(self, model=None):
             opt_model = self.model if model is None else model
