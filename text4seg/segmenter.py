@@ -23,7 +23,6 @@ from text4seg.config import Text4SegConfig
 from text4seg.descriptors import (
     LabelMap,
     decode_descriptor,
-    extract_descriptor,
     grid_to_mask,
     referring_mask,
     sanitize_label,
@@ -350,9 +349,7 @@ class Segmenter:
     ) -> SegmentationResult:
         height, width = self.config.grid
         decoded = decode_descriptor(generated.text, height, width, background=self.config.background)
-        repairs = list(decoded.repairs)
-        if extract_descriptor(generated.text) is None and decoded.form == "empty":
-            repairs.append("no <seg> descriptor in the answer: empty mask")
+        repairs = list(decoded.repairs)  # an answer without descriptor says so here ("no descriptor found...")
         if classes is None:
             mask = referring_mask(decoded.labels, out_hw, mode=upsample, background=self.config.background)
         else:
