@@ -451,3 +451,27 @@ def test_train_tiny_from_cli(tmp_path, tiny_data, capsys):
     assert "target| " in tok.get_vocab() and "others\n " in tok.get_vocab()
     assert main(["train", "--model", "tiny", "--data", str(tmp_path / "nope.json"), "--output-dir", str(out)]) == 1
     assert "nope.json" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_quickstart_smoke(tmp_path, capsys):
+    """The quickstart pipeline end to end with a miniature preset: data, training, evaluation, mask + overlay."""
+    from text4seg.quickstart import TINY_PRESET, quickstart
+
+    result = quickstart(
+        tmp_path / "qs", minutes=1.0, progress=False, train_images=4, val_images=2, image_pixels=32, grid=8,
+        vision_hidden=32, vision_layers=1, text_hidden=64, text_layers=1, heads=2, vocab_size=300, max_steps=2,
+        batch_size=2, eval_batch_size=4,
+    )
+    out = capsys.readouterr().out
+    assert "held-out cIoU" in out and str(result.mask_path) in out
+    assert result.train_steps == 2 and 0.0 <= result.ciou <= 1.0 and 0.0 <= result.giou <= 1.0
+    assert result.mask_path.is_file() and result.overlay_path.is_file()
+    scores = json.loads(result.scores_path.read_text())
+    assert scores["preset"]["grid"] == 8 and scores["train_steps"] == 2
+    assert Text4SegConfig.load(result.model_dir).grid == (8, 8)
+    mask = np.asarray(Image.open(result.mask_path))
+    assert mask.shape == (32, 32)
+    assert TINY_PRESET.grid == 16  # the miniature overrides did not leak into the preset
+    with pytest.raises(ValueError, match="unknown preset fields"):
+        quickstart(tmp_path / "x", colour="red")
