@@ -475,3 +475,27 @@ def test_quickstart_smoke(tmp_path, capsys):
     assert TINY_PRESET.grid == 16  # the miniature overrides did not leak into the preset
     with pytest.raises(ValueError, match="unknown preset fields"):
         quickstart(tmp_path / "x", colour="red")
+
+
+def test_time_schedule_follows_the_budget(monkeypatch):
+    from text4seg import train as train_module
+
+    clock = [100.0]
+    monkeypatch.setattr(train_module.time, "monotonic", lambda: clock[0])
+    schedule = train_module._TimeSchedule(seconds=100.0, warmup_ratio=0.1, kind="cosine")
+    factors = []
+    for t in (0, 5, 10, 55, 100, 150):
+        clock[0] = 100.0 + t
+        factors.append(schedule(0))
+    assert factors[0] == pytest.approx(1e-3) and factors[1] == pytest.approx(0.5)
+    assert factors[2] == pytest.approx(1.0) and factors[3] == pytest.approx(0.5)
+    assert factors[4] == pytest.approx(0.0, abs=1e-12) and factors[5] == pytest.approx(0.0, abs=1e-12)
+    linear = train_module._TimeSchedule(seconds=10.0, warmup_ratio=0.0, kind="linear")
+    clock[0] = 0.0
+    assert linear(0) == 1.0
+    clock[0] = 2.5
+    assert linear(0) == pytest.approx(0.75)
+    with pytest.raises(ValueError, match="time schedule"):
+        train_module._TimeSchedule(10.0, 0.0, "polynomial")
+    with pytest.raises(ValueError, match="time_schedule"):
+        train("tiny", ["x.json"], "out", time_schedule=True)

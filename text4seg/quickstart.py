@@ -40,7 +40,8 @@ class TinyPreset:
     Model (:func:`text4seg.model.build_tiny_model`):
         patch_size, vision_hidden, vision_layers, text_hidden, text_layers, heads, mlp_ratio, vocab_size.
     Training (:func:`text4seg.train.train`):
-        minutes (time budget), max_steps (None: ``epochs``), epochs, batch_size, grad_accum, lr, projector_lr,
+        minutes (time budget), time_schedule (warmup/decay follow the time budget, not steps), max_steps
+        (None: ``epochs``), epochs, batch_size, grad_accum, lr, projector_lr,
         warmup_ratio, lr_scheduler, weight_decay, fg_weight, full (full fine-tuning; False = LoRA with lora_r,
         lora_alpha, lora_dropout), logging_steps.
     Evaluation:
@@ -71,6 +72,7 @@ class TinyPreset:
     vocab_size: int = 512
     # training
     minutes: float = 7.0
+    time_schedule: bool = True
     max_steps: int | None = None
     epochs: float = 100.0
     batch_size: int = 8
@@ -111,6 +113,7 @@ class TinyPreset:
         """Keyword arguments of :func:`text4seg.train.train` from this preset (model/data/output excluded)."""
         out = {
             "minutes": self.minutes,
+            "time_schedule": self.time_schedule,
             "epochs": self.epochs,
             "batch_size": self.batch_size,
             "grad_accum": self.grad_accum,

@@ -565,6 +565,31 @@ class _ConfigSaver(TrainerCallback):
         return control
 
 
+class _TimeSchedule:
+    """LR factor from the share of a wall-clock budget spent: linear warmup, then cosine/linear decay to 0
+    when the budget ends (the budget, not a step count, ends training)."""
+
+    def __init__(self, seconds: float, warmup_ratio: float, kind: str) -> None:
+        if kind not in ("cosine", "linear", "constant", "constant_with_warmup"):
+            raise ValueError(f"lr_scheduler {kind!r}: a time schedule supports cosine, linear, constant")
+        self.seconds, self.warmup, self.kind = float(seconds), float(warmup_ratio), kind
+        self.start: float | None = None
+
+    def __call__(self, step: int) -> float:
+        now = time.monotonic()
+        if self.start is None:
+            self.start = now
+        progress = min(1.0, (now - self.start) / self.seconds)
+        if self.warmup > 0 and progress < self.warmup:
+            return max(progress / self.warmup, 1e-3)
+        if self.kind.startswith("constant"):
+            return 1.0
+        rest = (progress - self.warmup) / max(1.0 - self.warmup, 1e-9)
+        if self.kind == "linear":
+            return max(0.0, 1.0 - rest)
+        return 0.5 * (1.0 + math.cos(math.pi * rest))
+
+
 def _is_peft(model: Any) -> bool:
     try:
         from peft import PeftModel
@@ -595,10 +620,24 @@ def _make_trainer_class():
     class Text4SegTrainer(Trainer):
         """Trainer with a separate projector learning rate, foreground-weighted loss and cheap length grouping."""
 
-        def __init__(self, *args, projector_lr: float | None = None, projector_params: Sequence[str] = (), **kwargs):
+        def __init__(
+            self,
+            *args,
+            projector_lr: float | None = None,
+            projector_params: Sequence[str] = (),
+            time_schedule: _TimeSchedule | None = None,
+            **kwargs,
+        ):
             super().__init__(*args, **kwargs)
             self.projector_lr = projector_lr
             self.projector_params = set(projector_params)
+            self.time_schedule = time_schedule
+
+        def create_scheduler(self, num_training_steps, optimizer=None):
+            if self.time_schedule is None or self.lr_scheduler is not None:
+                return super().create_scheduler(num_training_steps, optimizer)
+            self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer or self.optimizer, self.time_schedule)
+            return self.lr_scheduler
 
         def _get_train_sampler(self, train_dataset=None):
             dataset = train_dataset if train_dataset is not None else self.train_dataset
@@ -772,7 +811,8 @@ def _build_tiny_base(
         seed=seed,
         descriptor_form=overrides.get("descriptor_form") or dims.get("descriptor_form", "plain"),
         image_position=overrides.get("image_position") or dims.get("image_position", "after"),
-        question_template=overrides.get("question_template") or dims.get("question_template"),
+        # the question wording is the data's business: the library default unless given explicitly
+        question_template=overrides.get("question_template") or (tiny or {}).get("question_template"),
         fg_label=fg_label,
     )
     kwargs.pop("image_size", None)
@@ -836,6 +876,7 @@ def train(
     fg_label: str | None = None,
     image_size: int | str | tuple[int, int] | None = None,
     tiny: dict[str, Any] | None = None,
+    time_schedule: bool = False,
     callbacks: Sequence[Any] = (),
     progress: bool = True,
     trust_remote_code: bool = False,
@@ -875,6 +916,9 @@ def train(
         grid, descriptor_form, question_template, image_position, fg_label, image_size: override the model's
             ``text4seg_config.json`` (answers in the data are re-encoded to the resulting grid/form).
         tiny: tiny-model dimensions overriding the preset (keys of :func:`text4seg.model.build_tiny_model`).
+        time_schedule: with ``minutes``: warmup and decay follow the share of the time budget spent instead of
+            the step count, so the schedule ends when the budget does whatever the machine's speed (not
+            reproducible step for step; resuming restarts the clock).
         callbacks: extra ``transformers.TrainerCallback`` objects.
         progress: show the tqdm progress bar.
         trust_remote_code: passed to transformers.
@@ -884,6 +928,8 @@ def train(
     """
     from transformers import TrainingArguments, set_seed
 
+    if time_schedule and minutes is None:
+        raise ValueError("time_schedule needs a time budget (minutes)")
     sources = [parse_data_spec(s) for s in data]
     if not sources:
         raise ValueError("data: give at least one training JSON file (--data FILE.json[:ratio])")
@@ -1042,6 +1088,7 @@ def train(
         callbacks=[_ConfigSaver(config), *([time_limit] if time_limit else []), *callbacks],
         projector_lr=projector_lr,
         projector_params=projector_params,
+        time_schedule=_TimeSchedule(minutes * 60.0, warmup_ratio, lr_scheduler) if time_schedule else None,
     )
     resume_from = None
     if resume:
@@ -1112,7 +1159,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--grad-accum", type=int)
     p.add_argument("--warmup-ratio", type=float)
     p.add_argument("--weight-decay", type=float)
-    p.add_argument("--lr-scheduler")
+    p.add_argument("--lr-scheduler", help="cosine (default), linear, constant, ... (transformers names)")
+    p.add_argument("--time-schedule", action="store_const", const=True,
+                   help="with --minutes: warmup/decay follow the time budget instead of the step count")
     p.add_argument("--max-length", type=int)
     p.add_argument("--save-steps", type=int)
     p.add_argument("--save-total-limit", type=int)
