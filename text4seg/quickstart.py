@@ -393,5 +393,10 @@ def run(args: argparse.Namespace) -> int:
     """Run ``text4seg quickstart``."""
     kwargs = {k: v for k, v in vars(args).items() if v is not None and k != "command"}
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # Optional CPU kernels of bitsandbytes (imported by peft) are irrelevant here; weight loading bars are noise.
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     quickstart(**kwargs)
     return 0

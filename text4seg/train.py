@@ -551,6 +551,45 @@ class TimeLimitCallback(TrainerCallback):
         return control
 
 
+class _TimeProgress(TrainerCallback):
+    """Progress bar over a time budget (the step total of a time-bound run means nothing) with step and loss."""
+
+    def __init__(self, minutes: float) -> None:
+        self.seconds = float(minutes) * 60.0
+        self.bar = None
+        self.start = 0.0
+        self.loss: float | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            from tqdm.auto import tqdm
+
+            self.start = time.monotonic()
+            self.bar = tqdm(
+                total=round(self.seconds),
+                desc="train",
+                dynamic_ncols=True,
+                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} s [{elapsed}<{remaining}{postfix}]",
+            )
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.n = min(round(time.monotonic() - self.start), self.bar.total)
+            postfix = {"step": state.global_step}
+            if self.loss is not None:
+                postfix["loss"] = f"{self.loss:.4f}"
+            self.bar.set_postfix(postfix, refresh=True)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            self.loss = float(logs["loss"])
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
 class _ConfigSaver(TrainerCallback):
     """Writes text4seg_config.json into every checkpoint directory."""
 
@@ -1090,6 +1129,11 @@ def train(
         projector_params=projector_params,
         time_schedule=_TimeSchedule(minutes * 60.0, warmup_ratio, lr_scheduler) if time_schedule else None,
     )
+    if minutes is not None and progress:
+        from transformers.trainer_callback import ProgressCallback
+
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(_TimeProgress(minutes))
     resume_from = None
     if resume:
         resume_from = _last_checkpoint(output_dir) if resume is True or resume == "True" else str(resume)
@@ -1192,6 +1236,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``text4seg train``; prints the output directory."""
     kwargs = {k: v for k, v in vars(args).items() if v is not None and k != "command"}
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)  # optional CPU kernels: noise
     result = train(**kwargs)
     kind = "adapter" if result.adapter else "model"
     how = " (time budget reached)" if result.stopped_by_time else ""
