@@ -1,0 +1,238 @@
+"""Always-valid and faster descriptor generation: grammar-constrained decoding and lossless speed-ups.
+
+Decoding modes (``Segmenter.from_pretrained(..., decoding=...)``, ``text4seg segment --decoding``):
+
+- ``"plain"``: transformers' greedy ``generate``; the answer may be malformed (decoding then repairs it).
+- ``"constrained"``: the same ``generate`` with a logits processor that allows, inside ``<seg>...</seg>``, only
+  tokens keeping the text a valid prefix of a descriptor of the model's grid (labels from the allowed set,
+  counts summing to W in every row, exactly H rows, then ``</seg>`` and the end token). Every answer decodes
+  with zero repairs. One forward pass per token.
+- ``"fast"`` (default): the same tokens as ``"constrained"`` in far fewer forward passes: one vision pass per
+  image, the prompt prefix shared by all queries about an image, batched rows, and drafts (the previous row's
+  tokens, tokens the grammar forces, n-gram look-up) verified in one pass each (:mod:`.fast`). Models the fast
+  loop does not support run as ``"constrained"``.
+
+Why an own automaton and not xgrammar / llguidance / outlines-core: all three would run on CPU with our
+tokenizers, but (1) the row constraint "run counts sum to exactly W" is not regular in any compact way: a
+grammar needs one rule per (remaining cells, count) pair, O(W^2) rules per row, compiled anew for every label
+set, and the label set changes per query (the expression is the label); (2) the drafts need to know which grid
+row and column each token starts at, which a generic matcher does not expose; (3) one native dependency less to
+pin against transformers. The descriptor grammar is a ~200-line byte automaton (:mod:`.grammar`); walking it
+jointly with a trie of the vocabulary's token bytes gives each state's allowed tokens (:mod:`.vocab`), cached
+per equivalent state, so after the first rows a step costs a dictionary look-up (microseconds).
+
+Which labels are allowed: the caller's ``labels`` or, from the prompt (:func:`allowed_labels`), the fixed
+foreground word or the referring expression, the listed class names of a semantic prompt, plus the background;
+free-form instructions with sentence labels allow any clean label.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+from text4seg.decoding.drafts import Drafter
+from text4seg.decoding.grammar import DescriptorGrammar
+from text4seg.decoding.labels import allowed_labels
+from text4seg.decoding.vocab import TokenConstraint, TokenVocab, token_constraint, token_vocab
+
+__all__ = [
+    "DECODER_MODES",
+    "DescriptorDecoder",
+    "DescriptorGrammar",
+    "Drafter",
+    "TokenConstraint",
+    "TokenVocab",
+    "allowed_labels",
+    "generate_batch",
+    "token_constraint",
+    "token_vocab",
+]
+
+logger = logging.getLogger(__name__)
+
+DECODER_MODES = ("constrained", "fast", "fast-unconstrained")
+
+
+class DescriptorDecoder:
+    """Constrained and fast generation for one model (caches its vocabulary, constraints and masks).
+
+    Args:
+        model: a transformers image-text-to-text model (optionally peft-wrapped), in eval mode.
+        processor: its processor.
+        config: the model's :class:`text4seg.config.Text4SegConfig`.
+        render: user-turn text -> full prompt text; default: the model's chat template with the image placed per
+            ``config.image_position`` (what :class:`text4seg.segmenter.HFGenerationBackend` does).
+        max_preamble_tokens: free tokens allowed before ``<seg>`` under the grammar (then ``<seg>`` is forced).
+        max_draft: most draft tokens per row and pass; None = grid width + 8.
+        share_prefix: share the prompt prefix of queries about one image.
+        speculate: verify drafts (False: one token per pass).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        processor: Any,
+        config: Any,
+        *,
+        render: Any = None,
+        max_preamble_tokens: int = 64,
+        max_draft: int | None = None,
+        share_prefix: bool = True,
+        speculate: bool = True,
+    ) -> None:
+        from text4seg.decoding.fast import fast_unsupported
+        from text4seg.decoding.hf import MaskBank, eos_token_ids
+
+        self.model = model
+        self.processor = processor
+        self.config = config
+        self.tokenizer = getattr(processor, "tokenizer", processor)
+        self.render = render or self._render
+        self.max_preamble_tokens = max_preamble_tokens
+        self.max_draft = config.width + 8 if max_draft is None else max_draft
+        self.share_prefix = share_prefix
+        self.speculate = speculate
+        size = model.get_output_embeddings().weight.shape[0]
+        self.vocab = token_vocab(self.tokenizer, size, eos_token_ids(model, self.tokenizer))
+        self.bank = MaskBank(size, model.device)
+        self.unsupported = fast_unsupported(model)
+
+    def _render(self, prompt: str) -> str:
+        from text4seg.model import render_chat, user_content
+
+        messages = [{"role": "user", "content": user_content(prompt, self.config.image_position)}]
+        return render_chat(self.processor, messages, add_generation_prompt=True)
+
+    def constraint(self, prompt: str, labels: Sequence[str] | None = None) -> TokenConstraint:
+        """The constraint of one answer: the config's grid and form, ``labels`` or those of the prompt."""
+        if labels is None:
+            labels = allowed_labels(prompt, self.config)
+        return token_constraint(
+            self.vocab,
+            self.config.height,
+            self.config.width,
+            labels,
+            self.config.descriptor_form,
+            self.config.background,
+            self.max_preamble_tokens,
+        )
+
+    def generate(
+        self,
+        images: Sequence[Any],
+        prompts: Sequence[str],
+        *,
+        mode: str = "fast",
+        labels: Sequence[Sequence[str] | None] | None = None,
+        max_new_tokens: int | Sequence[int] | None = None,
+    ) -> list:
+        """Answer ``prompts[i]`` about ``images[i]`` (RGB PIL images; prompts about one image object share work).
+
+        Args:
+            mode: ``"constrained"`` (generate + grammar mask), ``"fast"`` (grammar + shared prefix + drafts) or
+                ``"fast-unconstrained"`` (shared prefix + drafts, no grammar: the tokens of plain greedy).
+            labels: per prompt, allowed labels (background added), or None to read them from the prompt.
+            max_new_tokens: budget of ``"fast-unconstrained"`` (one for all or one per prompt; required there);
+                the grammar modes run until the descriptor is complete (bounded by the grammar).
+
+        Returns:
+            One :class:`text4seg.segmenter.GeneratedText` per prompt (``seconds``: the batch's wall time
+            divided by its prompts).
+        """
+        from text4seg.segmenter import GeneratedText
+
+        start = time.perf_counter()
+        answers = self.generate_ids(images, prompts, mode=mode, labels=labels, max_new_tokens=max_new_tokens)
+        seconds = (time.perf_counter() - start) / max(len(prompts), 1)
+        return [
+            GeneratedText(
+                text=self.tokenizer.decode(ids, skip_special_tokens=True),
+                tokens=len(ids),
+                forward_passes=passes,
+                seconds=seconds,
+            )
+            for ids, passes in answers
+        ]
+
+    def generate_ids(
+        self,
+        images: Sequence[Any],
+        prompts: Sequence[str],
+        *,
+        mode: str = "fast",
+        labels: Sequence[Sequence[str] | None] | None = None,
+        max_new_tokens: int | Sequence[int] | None = None,
+    ) -> list[tuple[list[int], int]]:
+        """Like :meth:`generate`, returning per prompt ``(new token ids incl. the end token, forward passes)``."""
+        from text4seg.decoding.fast import generate_fast
+        from text4seg.decoding.hf import generate_constrained
+
+        if mode not in DECODER_MODES:
+            raise ValueError(f"mode {mode!r}: expected one of {DECODER_MODES}")
+        if len(images) != len(prompts):
+            raise ValueError(f"generate: {len(images)} images for {len(prompts)} prompts")
+        if not prompts:
+            return []
+        labels = list(labels) if labels is not None else [None] * len(prompts)
+        if len(labels) != len(prompts):
+            raise ValueError(f"labels: {len(labels)} entries for {len(prompts)} prompts")
+        enforce = mode != "fast-unconstrained"
+        constraints = [self.constraint(p, lab) for p, lab in zip(prompts, labels)]
+        if enforce:
+            budgets = [c.max_tokens() for c in constraints]
+        else:
+            if max_new_tokens is None:
+                raise ValueError("max_new_tokens: required for mode 'fast-unconstrained'")
+            budgets = (
+                [int(max_new_tokens)] * len(prompts)
+                if isinstance(max_new_tokens, int)
+                else [int(b) for b in max_new_tokens]
+            )
+        if mode == "constrained" or (self.unsupported and enforce):
+            if mode != "constrained":
+                logger.info("fast decoding unavailable (%s): using constrained generate", self.unsupported)
+            return generate_constrained(
+                self.model, self.processor, self.config, images, prompts, constraints, self.render, self.bank
+            )
+        if self.unsupported:
+            raise ValueError(f"fast decoding unavailable for this model: {self.unsupported}")
+        return generate_fast(
+            self.model,
+            self.processor,
+            self.config,
+            images,
+            prompts,
+            render=self.render,
+            constraints=constraints,
+            enforce=enforce,
+            budgets=budgets,
+            bank=self.bank,
+            speculate=self.speculate,
+            share_prefix=self.share_prefix,
+            max_draft=self.max_draft,
+        )
+
+
+_DECODERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def generate_batch(backend: Any, images: Sequence[Any], prompts: Sequence[str], labels=None) -> list:
+    """Entry point of :class:`text4seg.segmenter.HFGenerationBackend` for ``decoding`` "constrained"/"fast".
+
+    Args:
+        backend: the backend (its ``model``, ``processor``, ``config``, ``render`` and ``decoding`` are used).
+        images, prompts: one RGB PIL image per user-turn prompt.
+        labels: optional per-prompt label lists (default: read from the prompts).
+
+    Returns:
+        One :class:`text4seg.segmenter.GeneratedText` per prompt.
+    """
+    decoder = _DECODERS.get(backend)
+    if decoder is None or decoder.config is not backend.config or decoder.model is not backend.model:
+        decoder = DescriptorDecoder(backend.model, backend.processor, backend.config, render=backend.render)
+        _DECODERS[backend] = decoder
+    return decoder.generate(images, prompts, mode=backend.decoding, labels=labels)

@@ -1,0 +1,146 @@
+"""Draft tokens for lossless speculative decoding of descriptors (no torch).
+
+A :class:`Drafter` follows one answer token by token. It knows where each descriptor token started (row and
+position in the row, from the grammar), so it can propose:
+
+1. **forced tokens**: the canonical tokens of the text the grammar leaves no choice about (the rest of a label
+   once it is unambiguous, ``</seg>`` after the last row, the end token after ``</seg>``);
+2. **row copy**: the tokens the previous row had from the same position onward, continuing into the current
+   row (which is the draft for the next row when rows repeat, as they mostly do in masks);
+3. **n-gram lookup**: the continuation of the latest earlier occurrence of the last two tokens (prompt
+   included), for text outside the descriptor.
+
+Drafts never change the output: the model verifies them and only tokens that greedy decoding would have
+produced are kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from text4seg.decoding.vocab import STOP, Allowed, TokenConstraint
+
+__all__ = ["Drafter"]
+
+
+class Drafter:
+    """Grammar state, row positions and draft proposals of one answer.
+
+    Args:
+        constraint: the token constraint of the answer's grammar, or None (no grammar: n-gram drafts only).
+        enforce: True when the constraint restricts the tokens; False to only follow the answer (row copy
+            works while the text stays a valid descriptor prefix).
+        prompt: prompt token ids (for n-gram lookup).
+        max_draft: most tokens proposed at once.
+    """
+
+    def __init__(
+        self, constraint: TokenConstraint | None, enforce: bool, prompt: Sequence[int], max_draft: int = 24
+    ) -> None:
+        self.constraint = constraint
+        self.enforce = enforce and constraint is not None
+        self.state: tuple | None = constraint.initial() if constraint is not None else None
+        self.max_draft = max(0, int(max_draft))
+        self.history: list[int] = [int(t) for t in prompt]
+        self.start = len(self.history)
+        self._bigrams: dict[tuple[int, int], int] = {}
+        for i in range(2, len(self.history)):
+            self._bigrams[(self.history[i - 2], self.history[i - 1])] = i
+        # row -> position key -> index (in history) of the first token that started there
+        self._rows: dict[int, dict[tuple, int]] = {}
+
+    @property
+    def tokens(self) -> list[int]:
+        """Generated tokens so far."""
+        return self.history[self.start :]
+
+    def allowed(self, state: tuple | None = None) -> Allowed | None:
+        """Allowed set in ``state`` (default: now); None when nothing is enforced."""
+        if not self.enforce:
+            return None
+        return self.constraint.allowed(self.state if state is None else state)
+
+    def push(self, token: int) -> None:
+        """Append one generated token (already checked against :meth:`allowed` by the caller)."""
+        token = int(token)
+        index = len(self.history)
+        if self.state is not None:
+            where = self.constraint.position(self.state)
+            if where is not None:
+                self._rows.setdefault(where[0], {}).setdefault(where[1], index)
+            nxt = self.constraint.advance(self.state, token)
+            if nxt is None and self.enforce:
+                raise ValueError(f"token {token} is not allowed by the descriptor grammar here")
+            self.state = nxt
+        if index >= 2:
+            self._bigrams[(self.history[-2], self.history[-1])] = index
+        self.history.append(token)
+
+    # ---- drafts
+    def _advance(self, state: tuple | None, token: int) -> tuple | None:
+        if state is None or self.constraint is None:
+            return None
+        return self.constraint.advance(state, token)
+
+    def _row_copy(self, state: tuple | None, limit: int) -> list[int]:
+        if state is None:
+            return []
+        where = self.constraint.position(state)
+        if where is None:
+            return []
+        row, key = where
+        index = self._rows.get(row - 1, {}).get(key)
+        if index is None:
+            return []
+        return self.history[index : index + limit]
+
+    def _ngram(self, tokens: list[int], limit: int) -> list[int]:
+        seq = self.history + tokens
+        if len(seq) < 2:
+            return []
+        index = self._bigrams.get((seq[-2], seq[-1]))
+        if index is None or index >= len(self.history):
+            return []
+        return self.history[index : index + limit]
+
+    def draft(self) -> tuple[list[int], list[tuple | None]]:
+        """Propose draft tokens after the last generated token.
+
+        Returns:
+            ``(tokens, states)``: up to ``max_draft`` tokens, and the constraint state before each draft token
+            and after the last one (``len(tokens) + 1`` entries; None entries when no grammar is followed).
+            Under an enforced grammar every draft token is allowed in its state.
+        """
+        tokens: list[int] = []
+        states: list[tuple | None] = [self.state]
+        state = self.state
+        if self.max_draft == 0 or (state is not None and state[0] == STOP):
+            return tokens, states
+        while len(tokens) < self.max_draft:
+            room = self.max_draft - len(tokens)
+            proposal: list[int] = []
+            if state is not None:
+                proposal = list(self.constraint.forced_tokens(state)) if self.enforce else []
+                if not proposal:
+                    proposal = self._row_copy(state, room)
+            if not proposal:
+                proposal = self._ngram(tokens, room)
+            added = 0
+            for token in proposal[:room]:
+                if state is not None:
+                    if self.enforce and token not in self.constraint.allowed(state).members:
+                        break
+                    nxt = self._advance(state, token)
+                    if nxt is None and self.enforce:
+                        break
+                else:
+                    nxt = None
+                tokens.append(token)
+                states.append(nxt)
+                state = nxt
+                added += 1
+                if state is not None and state[0] == STOP:
+                    return tokens, states
+            if added < len(proposal[:room]) or added == 0:
+                break
+        return tokens, states

@@ -1,0 +1,58 @@
+"""Which labels a descriptor answer may use, recovered from the prompt when the caller does not say (no torch)."""
+
+from __future__ import annotations
+
+from text4seg.config import Text4SegConfig
+from text4seg.descriptors import sanitize_label
+
+__all__ = ["allowed_labels"]
+
+
+def _fill(template: str, field: str, prompt: str) -> str | None:
+    """The text that filled ``{field}`` in ``template`` to give ``prompt``, or None when it does not match."""
+    head, sep, tail = template.partition("{" + field + "}")
+    if not sep:
+        return None
+    head, tail = head.replace("{{", "{").replace("}}", "}"), tail.replace("{{", "{").replace("}}", "}")
+    if len(prompt) < len(head) + len(tail) or not prompt.startswith(head) or not prompt.endswith(tail):
+        return None
+    return prompt[len(head) : len(prompt) - len(tail)]
+
+
+def allowed_labels(prompt: str, config: Text4SegConfig) -> list[str] | None:
+    """Labels (background last) an answer to ``prompt`` may use, or None when any label is possible.
+
+    - a semantic prompt (the config's semantic template, else the evaluation template of
+      :mod:`text4seg.prompts`): the listed class names (split at ``", "``);
+    - a referring prompt (the config's question template): ``config.fg_label``, or the sanitized expression
+      when ``fg_label == "sentence"``;
+    - anything else (free-form instructions): ``[fg_label, background]`` for a fixed foreground word, else None.
+
+    Args:
+        prompt: the user-turn text sent to the model.
+        config: the model's config.
+
+    Returns:
+        Sanitized labels without duplicates, the background included, or None.
+    """
+    from text4seg.prompts import ALL_CLASSES_QUESTIONS
+
+    labels: list[str] | None = None
+    semantic = config.semantic_template or ALL_CLASSES_QUESTIONS[0]
+    classes = _fill(semantic, "classes", prompt)
+    if classes is not None:
+        labels = [c for c in classes.split(", ")]
+    else:
+        expression = _fill(config.question_template, "expression", prompt)
+        if config.fg_label != "sentence":
+            labels = [config.fg_label]
+        elif expression is not None:
+            labels = [expression]
+    if labels is None:
+        return None
+    out: list[str] = []
+    for label in [*labels, config.background]:
+        label = sanitize_label(label)
+        if label and label not in out:
+            out.append(label)
+    return out
