@@ -280,8 +280,8 @@ class _Run:
         live = Scorer(self.spec, self.refiner is not None, self.class_names)
         total = 0
         batch: list[list[_Item]] = []
-        bar = tqdm(desc=f"eval {self.spec.name}", unit="sample", disable=not progress or rank != 0,
-                   dynamic_ncols=True)
+        bar = tqdm(desc=f"eval {self.spec.name}", unit="sample", total=limit if world == 1 else None,
+                   disable=not progress or rank != 0, dynamic_ncols=True)
         for number, group in enumerate(_image_groups(_items(self.spec, samples, limit))):
             if number % world != rank:
                 continue
