@@ -401,3 +401,25 @@ def test_cli_configure_defaults_are_none():
     configure(parser)
     args = parser.parse_args(["refer-seg"])
     assert {k for k, v in vars(args).items() if v is not None} == {"task"}
+
+
+@pytest.mark.slow
+def test_cli_with_the_real_tiny_model(tmp_path, tiny_model_dir, tiny_data, capsys):
+    from text4seg.cli import main
+
+    out = tmp_path / "out"
+    argv = ["eval", "synthetic", "--model", str(tiny_model_dir), "--data-root", str(tiny_data.root), "--split",
+            "train", "--limit", "5", "--out", str(out), "--save-vis", "1", "--batch-size", "2"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "| synthetic train (synthetic) | samples | cIoU | gIoU |" in printed
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["samples"] == 5 and scores["settings"]["model"] == str(tiny_model_dir)
+    records = read_records(out / "samples.jsonl")
+    assert [r["index"] for r in records] == [0, 1, 2, 3, 4]
+    assert all(isinstance(r["text"], str) and 0.0 <= r["iou"] <= 1.0 for r in records)
+    assert sum(bool(r["repairs"]) for r in records) == scores["repaired_samples"]
+    assert [p.name for p in (out / "vis").iterdir()] == ["000000.png"]
+    # rerunning the finished command predicts nothing and prints the same table
+    assert main(argv) == 0
+    assert capsys.readouterr().out.split("\n")[:3] == printed.split("\n")[:3]
