@@ -40,10 +40,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 # "plain": greedy decoding with transformers' generate. "constrained" (grammar-constrained descriptor decoding)
-# and "fast" (speculative/parallel descriptor decoding) plug in at HFGenerationBackend.generate_batch; until
-# they exist they run as "plain".
+# and "fast" (constrained + shared prefix + verified drafts, same tokens) live in text4seg.decoding and plug in
+# at HFGenerationBackend.generate_batch.
 DECODING_MODES = ("plain", "constrained", "fast")
-_IMPLEMENTED = ("plain",)
 _ImageLike = str | os.PathLike | Image.Image | np.ndarray
 
 
@@ -119,8 +118,9 @@ class HFGenerationBackend:
         model: a loaded model (optionally a peft model), in eval mode.
         processor: its processor (chat template, tokenizer, image processor).
         config: the model's :class:`Text4SegConfig` (image preprocessing, image position, grid).
-        decoding: one of :data:`DECODING_MODES`.
-        max_new_tokens: fixed generation budget; None = derived from the grid, form and labels.
+        decoding: one of :data:`DECODING_MODES` (see :mod:`text4seg.decoding`).
+        max_new_tokens: fixed generation budget; None = derived from the grid, form and labels ("plain"), or
+            the grammar's bound ("constrained"/"fast" complete every descriptor unless a fixed budget cuts it).
         batch_size: prompts per generate call.
     """
 
@@ -130,14 +130,12 @@ class HFGenerationBackend:
         processor: Any,
         config: Text4SegConfig,
         *,
-        decoding: str = "plain",
+        decoding: str = "fast",
         max_new_tokens: int | None = None,
         batch_size: int = 16,
     ) -> None:
         if decoding not in DECODING_MODES:
             raise ValueError(f"decoding {decoding!r}: expected one of {DECODING_MODES}")
-        if decoding not in _IMPLEMENTED:
-            logger.info("decoding %r is not available yet: using 'plain' greedy decoding", decoding)
         if max_new_tokens is not None and max_new_tokens < 1:
             raise ValueError(f"max_new_tokens {max_new_tokens}: expected >= 1")
         if batch_size < 1:
@@ -206,7 +204,13 @@ class HFGenerationBackend:
         for start in range(0, len(prompts), self.batch_size):
             chunk_images = images[start : start + self.batch_size]
             chunk_prompts = prompts[start : start + self.batch_size]
-            # Seam for decoding modes: "constrained" and "fast" dispatch here once implemented.
+            # --- decoding modes (text4seg.decoding): "constrained" and "fast" dispatch there
+            if self.decoding != "plain":
+                from text4seg.decoding import generate_batch as generate_descriptors
+
+                out.extend(generate_descriptors(self, chunk_images, chunk_prompts))
+                continue
+            # --- end of decoding modes
             out.extend(self._generate_plain(chunk_images, chunk_prompts))
         return out
 
@@ -288,7 +292,9 @@ class Segmenter:
             model: hub id or directory of a model, or an adapter directory (its base is found automatically).
             adapter: LoRA adapter directory.
             device, dtype, load_in_4bit, load_in_8bit, attn: see :func:`text4seg.model.load_model`.
-            decoding: ``"plain"`` greedy, or ``"constrained"``/``"fast"`` (run as ``"plain"`` until available).
+            decoding: ``"plain"`` greedy, ``"constrained"`` (grammar-masked greedy, never malformed) or
+                ``"fast"`` (the tokens of ``"constrained"`` in far fewer forward passes); see
+                :mod:`text4seg.decoding`.
             max_new_tokens: fixed generation budget (default: derived from the grid).
             batch_size: prompts per generate call.
             question_template: override the stored referring question (must contain ``{expression}``), e.g. to
