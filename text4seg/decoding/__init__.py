@@ -67,6 +67,7 @@ class DescriptorDecoder:
         render: user-turn text -> full prompt text; default: the model's chat template with the image placed per
             ``config.image_position`` (what :class:`text4seg.segmenter.HFGenerationBackend` does).
         max_preamble_tokens: free tokens allowed before ``<seg>`` under the grammar (then ``<seg>`` is forced).
+        max_label_bytes: longest label (UTF-8 bytes) when any label is allowed (free-form instructions).
         max_draft: most draft tokens per row and pass; None = grid width + 8.
         share_prefix: share the prompt prefix of queries about one image.
         speculate: verify drafts (False: one token per pass).
@@ -80,6 +81,7 @@ class DescriptorDecoder:
         *,
         render: Any = None,
         max_preamble_tokens: int = 64,
+        max_label_bytes: int = 128,
         max_draft: int | None = None,
         share_prefix: bool = True,
         speculate: bool = True,
@@ -93,6 +95,7 @@ class DescriptorDecoder:
         self.tokenizer = getattr(processor, "tokenizer", processor)
         self.render = render or self._render
         self.max_preamble_tokens = max_preamble_tokens
+        self.max_label_bytes = max_label_bytes
         self.max_draft = config.width + 8 if max_draft is None else max_draft
         self.share_prefix = share_prefix
         self.speculate = speculate
@@ -119,6 +122,7 @@ class DescriptorDecoder:
             self.config.descriptor_form,
             self.config.background,
             self.max_preamble_tokens,
+            self.max_label_bytes,
         )
 
     def generate(
@@ -136,8 +140,9 @@ class DescriptorDecoder:
             mode: ``"constrained"`` (generate + grammar mask), ``"fast"`` (grammar + shared prefix + drafts) or
                 ``"fast-unconstrained"`` (shared prefix + drafts, no grammar: the tokens of plain greedy).
             labels: per prompt, allowed labels (background added), or None to read them from the prompt.
-            max_new_tokens: budget of ``"fast-unconstrained"`` (one for all or one per prompt; required there);
-                the grammar modes run until the descriptor is complete (bounded by the grammar).
+            max_new_tokens: most new tokens, one for all or one per prompt; required for
+                ``"fast-unconstrained"``. The grammar modes run until the descriptor is complete (the grammar
+                bounds its length) unless this cuts them earlier.
 
         Returns:
             One :class:`text4seg.segmenter.GeneratedText` per prompt (``seconds``: the batch's wall time
@@ -182,21 +187,34 @@ class DescriptorDecoder:
             raise ValueError(f"labels: {len(labels)} entries for {len(prompts)} prompts")
         enforce = mode != "fast-unconstrained"
         constraints = [self.constraint(p, lab) for p, lab in zip(prompts, labels)]
-        if enforce:
-            budgets = [c.max_tokens() for c in constraints]
-        else:
-            if max_new_tokens is None:
+        if max_new_tokens is None:
+            if not enforce:
                 raise ValueError("max_new_tokens: required for mode 'fast-unconstrained'")
-            budgets = (
-                [int(max_new_tokens)] * len(prompts)
-                if isinstance(max_new_tokens, int)
-                else [int(b) for b in max_new_tokens]
-            )
+            caps = [None] * len(prompts)
+        elif isinstance(max_new_tokens, int):
+            caps = [int(max_new_tokens)] * len(prompts)
+        else:
+            caps = [int(b) for b in max_new_tokens]
+        if any(cap is not None and cap < 1 for cap in caps) or len(caps) != len(prompts):
+            raise ValueError(f"max_new_tokens {max_new_tokens!r}: expected >= 1, one or one per prompt")
+        # the grammar bounds every complete answer; an explicit cap may cut it (the answer is then repaired)
+        budgets = [
+            c.max_tokens() if cap is None else (min(cap, c.max_tokens()) if enforce else cap)
+            for c, cap in zip(constraints, caps)
+        ]
         if mode == "constrained" or (self.unsupported and enforce):
             if mode != "constrained":
                 logger.info("fast decoding unavailable (%s): using constrained generate", self.unsupported)
             return generate_constrained(
-                self.model, self.processor, self.config, images, prompts, constraints, self.render, self.bank
+                self.model,
+                self.processor,
+                self.config,
+                images,
+                prompts,
+                constraints,
+                self.render,
+                self.bank,
+                max(budgets),
             )
         if self.unsupported:
             raise ValueError(f"fast decoding unavailable for this model: {self.unsupported}")
@@ -224,7 +242,8 @@ def generate_batch(backend: Any, images: Sequence[Any], prompts: Sequence[str], 
     """Entry point of :class:`text4seg.segmenter.HFGenerationBackend` for ``decoding`` "constrained"/"fast".
 
     Args:
-        backend: the backend (its ``model``, ``processor``, ``config``, ``render`` and ``decoding`` are used).
+        backend: the backend (its ``model``, ``processor``, ``config``, ``render``, ``decoding`` and explicit
+            ``max_new_tokens`` are used).
         images, prompts: one RGB PIL image per user-turn prompt.
         labels: optional per-prompt label lists (default: read from the prompts).
 
@@ -235,4 +254,6 @@ def generate_batch(backend: Any, images: Sequence[Any], prompts: Sequence[str], 
     if decoder is None or decoder.config is not backend.config or decoder.model is not backend.model:
         decoder = DescriptorDecoder(backend.model, backend.processor, backend.config, render=backend.render)
         _DECODERS[backend] = decoder
-    return decoder.generate(images, prompts, mode=backend.decoding, labels=labels)
+    return decoder.generate(
+        images, prompts, mode=backend.decoding, labels=labels, max_new_tokens=backend.max_new_tokens
+    )

@@ -128,8 +128,11 @@ def generate_constrained(
     constraints: Sequence[TokenConstraint],
     render: Callable[[str], str],
     bank: MaskBank,
+    max_new_tokens: int | None = None,
 ) -> list[tuple[list[int], int]]:
     """Greedy ``model.generate`` with :class:`DescriptorLogitsProcessor`: one token per forward pass.
+
+    ``max_new_tokens`` defaults to the longest answer any of the constraints accepts.
 
     Returns:
         Per prompt ``(token ids, forward passes)``: the new tokens up to and including the end token, and the
@@ -144,7 +147,7 @@ def generate_constrained(
     processor_ = DescriptorLogitsProcessor(constraints, prompt_length, bank)
     generated = model.generate(
         **batch,
-        max_new_tokens=max(c.max_tokens() for c in constraints),
+        max_new_tokens=max_new_tokens or max(c.max_tokens() for c in constraints),
         do_sample=False,
         num_beams=1,
         pad_token_id=pad_token_id(tokenizer, eos),
