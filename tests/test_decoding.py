@@ -345,7 +345,9 @@ def test_fast_open_labels_and_sentence_labels(tiny64):
     from text4seg.decoding import DescriptorDecoder
 
     config = replace(tiny64.config, grid=(2, 3), descriptor_form="rle", fg_label="sentence")
-    decoder = DescriptorDecoder(tiny64.model, tiny64.processor, config, max_preamble_tokens=3)
+    decoder = DescriptorDecoder(
+        tiny64.model, tiny64.processor, config, max_preamble_tokens=3, max_label_bytes=12
+    )
     image = _images(1, seed=5)[0]
     prompts = ["Segment the red circle.", "Find whatever is odd here"]
     slow = decoder.generate(2 * [image], prompts, mode="constrained")
@@ -386,3 +388,23 @@ def test_fast_unsupported_reasons(tiny64):
         config = Text4SegConfig()  # no model_type
 
     assert "model type" in fast_unsupported(Other())
+
+
+def test_segmenter_decoding_modes_agree(tiny64):
+    """Through the public API: "fast" (the default) and "constrained" give the same answers, with no repairs,
+    and a fixed budget still caps the grammar modes."""
+    from text4seg.segmenter import HFGenerationBackend, Segmenter
+
+    config = replace(tiny64.config, grid=(3, 4))
+    image = np.random.default_rng(7).integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    results = {}
+    for mode in ("constrained", "fast"):
+        backend = HFGenerationBackend(tiny64.model, tiny64.processor, config, decoding=mode)
+        results[mode] = Segmenter(backend, config).segment(image, ["the red circle", "the blue square"])
+    assert HFGenerationBackend(tiny64.model, tiny64.processor, config).decoding == "fast"
+    for slow, fast in zip(results["constrained"], results["fast"]):
+        assert slow.text == fast.text and slow.repairs == [] and fast.repairs == []
+        assert np.array_equal(slow.mask, fast.mask) and slow.mask.shape == (40, 30)
+        assert fast.tokens == slow.tokens and fast.forward_passes < slow.forward_passes
+    capped = HFGenerationBackend(tiny64.model, tiny64.processor, config, decoding="fast", max_new_tokens=3)
+    assert [a.tokens for a in capped.generate(Image.fromarray(image), ["Segment it."])] == [3]
