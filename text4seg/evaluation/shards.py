@@ -39,11 +39,23 @@ def rank_world(rank: int | None, world_size: int | None) -> tuple[int, int, Any]
         if world < 1 or not 0 <= r < world:
             raise ValueError(f"rank {r} is not in [0, world_size={world})")
         return r, world, None
+    launched = int(os.environ.get("WORLD_SIZE", "1") or 1)
     try:
         from accelerate import PartialState
     except ImportError:
+        if launched > 1:
+            raise ValueError(f"WORLD_SIZE={launched} but accelerate is not installed: install it to shard the "
+                             "evaluation (pip install accelerate)") from None
         return 0, 1, None
-    state = PartialState()
+    import torch
+
+    # Without CUDA, accelerate detects a multi-process launch (torchrun / accelerate launch) only when asked for
+    # CPU; with CUDA, asking for CPU would keep the model off the GPU.
+    use_cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+    state = PartialState(cpu=use_cpu or not torch.cuda.is_available())
+    if launched > 1 and state.num_processes != launched:
+        raise ValueError(f"WORLD_SIZE={launched} but accelerate sees {state.num_processes} process(es); the shards "
+                         "would overlap (check the launcher configuration)")
     return int(state.process_index), int(state.num_processes), state
 
 
