@@ -7,6 +7,7 @@ Examples::
     text4seg eval semantic-seg --model runs/t4s-llava --dataset ade20k --split validation --refiner sam \\
         --sam-checkpoint sam_vit_h_4b8939.pth --sam-type vit_h
     accelerate launch --num_processes 8 -m text4seg.cli eval reason-seg --model ... --dataset reasonseg --split val
+    torchrun --nproc_per_node 2 -m text4seg.cli eval synthetic --model runs/quickstart/model   # CPU processes
 
 Per-sample results are appended to ``OUT/samples.jsonl`` (rerunning the same command resumes); scores go to
 ``OUT/scores.json`` and ``OUT/scores.md`` and the table is printed. The library function is
