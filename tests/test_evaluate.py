@@ -168,6 +168,25 @@ def test_rec_table_leads_with_box_accuracy(tmp_path):
     assert markdown_table(scores).startswith("| refcoco train (rec) | samples | Acc@0.5 | cIoU | gIoU |\n")
 
 
+def test_template_k_and_batched_images(tmp_path):
+    from text4seg.prompts import REFERRING_QUESTIONS
+
+    layout = make_refcoco_layout(tmp_path / "data")
+    answers = {REFERRING_QUESTIONS[2].format(expression=e): a for e, a in REFCOCO_ANSWERS.items()}
+    backend = StubBackend(answers)
+    scores = run("refer-seg", layout["root"], tmp_path / "out", Segmenter(backend, Text4SegConfig(grid=(4, 4))),
+                 dataset="refcoco", split="train", template=2, batch_size=2)
+    assert backend.calls[0][1][0] == REFERRING_QUESTIONS[2].format(expression="man on left")
+    assert [len(prompts) for _, prompts in backend.calls] == [3, 1]  # still one call per image
+    ciou, giou = expected_referring(REFCOCO_COUNTS)
+    assert_close(scores["coarse"]["ciou"], ciou)
+    assert_close(scores["coarse"]["giou"], giou)
+    assert scores["settings"]["template"] == 2
+    with pytest.raises(ValueError, match="template 99"):
+        run("refer-seg", layout["root"], tmp_path / "out2", stub_segmenter({}), dataset="refcoco", split="train",
+            template=99)
+
+
 # ------------------------------------------------------------------------------------------- grefer-seg
 
 
@@ -252,8 +271,11 @@ def test_semantic_seg_voc_ignores_255_and_counts_unknown_labels(tmp_path):
             ["unicorn", names[20], names[20], "others"],
             ["unicorn", names[20], names[20], "others"]]  # fmt: skip
     backend = StubBackend({}, default=wrap_descriptor(encode_descriptor(grid), SENTENCE))
+    refiner = box_refiner()  # boxes of rectangles: refined == coarse
     scores = run("semantic-seg", layout["root"], tmp_path / "out", Segmenter(backend, Text4SegConfig(grid=(4, 4))),
-                 dataset="VOC-20", split="val")
+                 dataset="VOC-20", split="val", refiner=refiner)
+    assert refiner.predictor.images == 1
+    assert scores["refined"] == scores["coarse"]
     # cells are 4 x 4 px; the bottom-left quadrant (tv monitor) is half "unicorn", half right; the
     # bottom-right quadrant is ignored whatever is predicted there
     per_class = scores["per_class_iou"]["coarse"]
