@@ -289,7 +289,8 @@ def test_full_finetune_end_to_end(tmp_path, copy_model_dir, tiny_data):
 
 
 @pytest.mark.slow
-def test_resume_continues_exactly(tmp_path, copy_model_dir, tiny_data):
+@pytest.mark.parametrize("group_by_length", [False, True])
+def test_resume_continues_exactly(tmp_path, copy_model_dir, tiny_data, group_by_length):
     from transformers import TrainerCallback
 
     class StopAt(TrainerCallback):
@@ -301,7 +302,7 @@ def test_resume_continues_exactly(tmp_path, copy_model_dir, tiny_data):
 
     model = str(copy_model_dir())
     common = dict(image_root=tiny_data.root, full=True, max_steps=4, batch_size=2, lr=1e-3, save_steps=100,
-                  logging_steps=1, precision="fp32", progress=False, seed=3)
+                  logging_steps=1, precision="fp32", progress=False, seed=3, group_by_length=group_by_length)
     straight = train(model, [str(tiny_data.json_path)], tmp_path / "straight", **common)
     first = train(model, [str(tiny_data.json_path)], tmp_path / "cut", callbacks=[StopAt()], **common)
     assert first.global_step == 2 and (tmp_path / "cut" / "checkpoint-2").is_dir()
@@ -334,7 +335,7 @@ def lora_run(tmp_path_factory, tiny_model_dir, tiny_data):
     result = train(
         str(tiny_model_dir), [str(tiny_data.json_path)], out, image_root=tiny_data.root, max_steps=2,
         batch_size=2, lr=1e-2, projector_lr=5e-3, lora_r=4, lora_alpha=8, save_steps=100, precision="fp32",
-        progress=False, logging_steps=1,
+        progress=False, logging_steps=1, gradient_checkpointing=True,
     )
     return result
 
