@@ -215,10 +215,12 @@ def test_hf_backend_batches_with_left_padding(tiny_segmenter, tiny_data):
 
 
 @pytest.mark.slow
-def test_segment_command_writes_masks_and_json(tiny_model_dir, tiny_data, tmp_path, capsys):
+def test_segment_command_writes_masks_and_json(tiny_model_dir, tiny_data, tmp_path, capsys, monkeypatch):
     from pycocotools import mask as mask_utils
 
     from text4seg.cli import main
+
+    monkeypatch.chdir(tmp_path)  # default output names (mask.png, overlay.png) land here, never in the repo
 
     sample = tiny_data.samples[0]
     image = str(tiny_data.root / sample.image)
@@ -234,7 +236,8 @@ def test_segment_command_writes_masks_and_json(tiny_model_dir, tiny_data, tmp_pa
     assert mask.shape == (sample.height, sample.width) and set(np.unique(mask)) <= {0, 255}
 
     code = main(["segment", image, "the red circle", "--model", str(tiny_model_dir), "--json",
-                 "--out", str(tmp_path / "single.png"), "--max-new-tokens", "8", "--device", "cpu"])
+                 "--out", str(tmp_path / "single.png"), "--overlay", str(tmp_path / "single_overlay.png"),
+                 "--max-new-tokens", "8", "--device", "cpu"])
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert report["grid"] == [8, 8] and report["size"] == [sample.height, sample.width]
