@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import Trainer, TrainerCallback
 
 from text4seg.config import Text4SegConfig
 from text4seg.descriptors import (
@@ -64,7 +63,7 @@ __all__ = [
     "descriptor_shape",
     "Text4SegDataset",
     "Text4SegCollator",
-    "TimeLimitCallback",
+    "time_limit_callback",
     "TrainResult",
     "train",
     "configure",
@@ -528,82 +527,6 @@ class Text4SegCollator:
 # trainer pieces
 
 
-class TimeLimitCallback(TrainerCallback):
-    """Stops training cleanly, with a checkpoint, once ``minutes`` of training time have passed.
-
-    Attributes:
-        triggered: True once the budget stopped training.
-    """
-
-    def __init__(self, minutes: float) -> None:
-        self.seconds = float(minutes) * 60.0
-        self.start: float | None = None
-        self.triggered = False
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.start = time.monotonic()
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if self.start is not None and time.monotonic() - self.start >= self.seconds:
-            self.triggered = True
-            control.should_training_stop = True
-            control.should_save = True
-        return control
-
-
-class _TimeProgress(TrainerCallback):
-    """Progress bar over a time budget (the step total of a time-bound run means nothing) with step and loss."""
-
-    def __init__(self, minutes: float) -> None:
-        self.seconds = float(minutes) * 60.0
-        self.bar = None
-        self.start = 0.0
-        self.loss: float | None = None
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        if state.is_world_process_zero:
-            from tqdm.auto import tqdm
-
-            self.start = time.monotonic()
-            self.bar = tqdm(
-                total=round(self.seconds),
-                desc="train",
-                dynamic_ncols=True,
-                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} s [{elapsed}<{remaining}{postfix}]",
-            )
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if self.bar is not None:
-            self.bar.n = min(round(time.monotonic() - self.start), self.bar.total)
-            postfix = {"step": state.global_step}
-            if self.loss is not None:
-                postfix["loss"] = f"{self.loss:.4f}"
-            self.bar.set_postfix(postfix, refresh=True)
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs and "loss" in logs:
-            self.loss = float(logs["loss"])
-
-    def on_train_end(self, args, state, control, **kwargs):
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
-class _ConfigSaver(TrainerCallback):
-    """Writes text4seg_config.json into every checkpoint directory."""
-
-    def __init__(self, config: Text4SegConfig) -> None:
-        self.config = config
-
-    def on_save(self, args, state, control, **kwargs):
-        if state.is_world_process_zero:
-            ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            if ckpt.is_dir():
-                self.config.save(ckpt)
-        return control
-
-
 class _TimeSchedule:
     """LR factor from the share of a wall-clock budget spent: linear warmup, then cosine/linear decay to 0
     when the budget ends (the budget, not a step count, ends training)."""
@@ -637,7 +560,111 @@ def _is_peft(model: Any) -> bool:
     return isinstance(model, PeftModel)
 
 
+def _quiet_optional_kernels() -> None:
+    """bitsandbytes (imported with transformers' training modules when installed) warns at import that its
+    optional CPU kernel hub is missing; nothing here needs it."""
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+
+
+_CALLBACKS: dict[str, type] = {}
+
+
+def _callback_classes() -> dict[str, type]:
+    """The TrainerCallback subclasses, defined on first use (importing transformers' trainer code is heavy)."""
+    if _CALLBACKS:
+        return _CALLBACKS
+    _quiet_optional_kernels()
+    from transformers.trainer_callback import TrainerCallback
+
+    class TimeLimitCallback(TrainerCallback):
+        """Stops training cleanly, with a checkpoint, once ``minutes`` of training time have passed.
+
+        Attributes:
+            triggered: True once the budget stopped training.
+        """
+
+        def __init__(self, minutes: float) -> None:
+            self.seconds = float(minutes) * 60.0
+            self.start: float | None = None
+            self.triggered = False
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.start = time.monotonic()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.start is not None and time.monotonic() - self.start >= self.seconds:
+                self.triggered = True
+                control.should_training_stop = True
+                control.should_save = True
+            return control
+
+
+    class _TimeProgress(TrainerCallback):
+        """Progress bar over a time budget (the step total of a time-bound run means nothing) with step and loss."""
+
+        def __init__(self, minutes: float) -> None:
+            self.seconds = float(minutes) * 60.0
+            self.bar = None
+            self.start = 0.0
+            self.loss: float | None = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:
+                from tqdm.auto import tqdm
+
+                self.start = time.monotonic()
+                self.bar = tqdm(
+                    total=round(self.seconds),
+                    desc="train",
+                    dynamic_ncols=True,
+                    bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} s [{elapsed}<{remaining}{postfix}]",
+                )
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.n = min(round(time.monotonic() - self.start), self.bar.total)
+                postfix = {"step": state.global_step}
+                if self.loss is not None:
+                    postfix["loss"] = f"{self.loss:.4f}"
+                self.bar.set_postfix(postfix, refresh=True)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                self.loss = float(logs["loss"])
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+
+
+    class _ConfigSaver(TrainerCallback):
+        """Writes text4seg_config.json into every checkpoint directory."""
+
+        def __init__(self, config: Text4SegConfig) -> None:
+            self.config = config
+
+        def on_save(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:
+                ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+                if ckpt.is_dir():
+                    self.config.save(ckpt)
+            return control
+
+
+    _CALLBACKS.update(time_limit=TimeLimitCallback, time_progress=_TimeProgress, config_saver=_ConfigSaver)
+    return _CALLBACKS
+
+
+def time_limit_callback(minutes: float):
+    """A ``TrainerCallback`` that stops training cleanly, with a checkpoint, after ``minutes`` of training time;
+    its ``triggered`` attribute says whether it fired."""
+    return _callback_classes()["time_limit"](minutes)
+
+
 def _make_trainer_class():
+    _quiet_optional_kernels()
+    from transformers import Trainer
     from transformers.trainer_pt_utils import get_length_grouped_indices
 
     class _LengthGroupedSampler(torch.utils.data.Sampler):
@@ -965,6 +992,7 @@ def train(
     Returns:
         :class:`TrainResult`.
     """
+    _quiet_optional_kernels()
     from transformers import TrainingArguments, set_seed
 
     if time_schedule and minutes is None:
@@ -1116,7 +1144,8 @@ def train(
         optim="adamw_torch",
         use_cpu=dev.type == "cpu",
     )
-    time_limit = TimeLimitCallback(minutes) if minutes is not None else None
+    classes = _callback_classes()
+    time_limit = time_limit_callback(minutes) if minutes is not None else None
     trainer_cls = _make_trainer_class()
     trainer = trainer_cls(
         model=hf_model,
@@ -1124,7 +1153,7 @@ def train(
         train_dataset=dataset,
         data_collator=Text4SegCollator(tokenizer.pad_token_id),
         processing_class=processor,
-        callbacks=[_ConfigSaver(config), *([time_limit] if time_limit else []), *callbacks],
+        callbacks=[classes["config_saver"](config), *([time_limit] if time_limit else []), *callbacks],
         projector_lr=projector_lr,
         projector_params=projector_params,
         time_schedule=_TimeSchedule(minutes * 60.0, warmup_ratio, lr_scheduler) if time_schedule else None,
@@ -1133,7 +1162,7 @@ def train(
         from transformers.trainer_callback import ProgressCallback
 
         trainer.remove_callback(ProgressCallback)
-        trainer.add_callback(_TimeProgress(minutes))
+        trainer.add_callback(classes["time_progress"](minutes))
     resume_from = None
     if resume:
         resume_from = _last_checkpoint(output_dir) if resume is True or resume == "True" else str(resume)
@@ -1236,7 +1265,6 @@ def run(args: argparse.Namespace) -> int:
     """Run ``text4seg train``; prints the output directory."""
     kwargs = {k: v for k, v in vars(args).items() if v is not None and k != "command"}
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)  # optional CPU kernels: noise
     result = train(**kwargs)
     kind = "adapter" if result.adapter else "model"
     how = " (time budget reached)" if result.stopped_by_time else ""
