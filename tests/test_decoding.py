@@ -408,3 +408,25 @@ def test_segmenter_decoding_modes_agree(tiny64):
         assert fast.tokens == slow.tokens and fast.forward_passes < slow.forward_passes
     capped = HFGenerationBackend(tiny64.model, tiny64.processor, config, decoding="fast", max_new_tokens=3)
     assert [a.tokens for a in capped.generate(Image.fromarray(image), ["Segment it."])] == [3]
+
+
+def test_fast_falls_back_to_constrained_generate(tiny64):
+    from text4seg.decoding import DescriptorDecoder
+
+    config = replace(tiny64.config, grid=(2, 2))
+    decoder = DescriptorDecoder(tiny64.model, tiny64.processor, config, max_preamble_tokens=2)
+    image = _images(1, seed=9)[0]
+    expected = decoder.generate_ids([image], ["Segment it."], mode="constrained")
+    decoder.unsupported = "model type 'other'"
+    assert decoder.generate_ids([image], ["Segment it."], mode="fast") == expected
+    with pytest.raises(ValueError, match="fast decoding unavailable"):
+        decoder.generate_ids([image], ["Segment it."], mode="fast-unconstrained", max_new_tokens=4)
+
+
+def test_grammar_side_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, text4seg.decoding; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
