@@ -1,0 +1,267 @@
+"""Decoding benchmark: plain vs constrained vs fast (constrained + shared prefix + row-copy speculation).
+
+On a trained model (default ``runs/quickstart/model``, the quickstart's tiny model; random weights do not
+produce realistic rows), over held-out synthetic images (a fresh seeded split; every expression of every shape
+is one query, all queries about an image go in one call as :class:`text4seg.Segmenter` does), it runs the three
+decoding modes image by image (interleaved, so machine load hits all three alike) after one warm-up image, and
+prints per mask the forward passes, generated tokens and wall time of each mode, then totals, the ratios
+(a)/(c), whether all masks are identical, and the repairs. It also measures the grammar's own cost per token
+(allowed set + state update), cached and uncached, for the tiny vocabulary and a 32k byte-level BPE.
+
+Forward passes per mask: plain and constrained ``generate`` count the steps of the batch the mask was in
+(one per new token of the longest answer); fast counts the passes the row took part in, the prefill passes
+included. Wall time per mask: the batch's wall time divided by its masks.
+
+The last line printed is one JSON object: ``forward_pass_ratio`` and ``wall_ratio`` ((a)/(c)), ``identical``,
+``repairs_constrained`` ((b) + (c)), and the other figures.
+
+Usage: ``python benchmarks/decoding.py [--model runs/quickstart/model] [--queries 50] [--seed 1]
+[--data ROOT --split NAME] [--threads 1]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+MODES = ("plain", "constrained", "fast")
+
+
+def _queries(root: Path, split: str, wanted: int) -> list[tuple[str, list[str]]]:
+    """(image path, expressions) per image, images in order, until ``wanted`` queries (plus one warm-up)."""
+    from text4seg.datasets.synthetic import read_synthetic
+
+    per_image: dict[str, list[str]] = defaultdict(list)
+    for sample in read_synthetic(root, split):
+        per_image[str(root / sample.image)].extend(sample.expressions)
+    out, total = [], 0
+    for path, expressions in per_image.items():
+        out.append((path, expressions))
+        if len(out) > 1:
+            total += len(expressions)
+        if total >= wanted:
+            break
+    return out
+
+
+def _overhead(tokenizer, grid: int = 32, form: str = "rle") -> dict:
+    """Grammar cost per token: walk a realistic descriptor through the constraint, first uncached then cached."""
+    from text4seg.decoding import token_constraint, token_vocab
+    from text4seg.descriptors import encode_descriptor
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:grid, 0:grid]
+    labels = np.full((grid, grid), "others", dtype=object)
+    for _ in range(3):
+        cy, cx, r = rng.integers(4, grid - 4, 2).tolist() + [int(rng.integers(3, grid // 3))]
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = "white horse"
+    text = "Sure, here it is.\n<seg>" + encode_descriptor(labels, rle=form == "rle") + "</seg>"
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    vocab = token_vocab(tokenizer, len(tokenizer), [tokenizer.eos_token_id])
+    figures = {}
+    for name in ("uncached", "cached"):
+        if name == "uncached":
+            constraint = token_constraint(vocab, grid, grid, ["white horse"], form, "others", 64)
+            constraint._allowed.clear()
+            constraint._forced.clear()
+        start = time.perf_counter()
+        state = constraint.initial()
+        for token in ids:
+            assert token in constraint.allowed(state).members
+            state = constraint.advance(state, token)
+        figures[name] = (time.perf_counter() - start) / len(ids) * 1e6
+    assert state == ("X",)
+    return {
+        "tokens": len(ids),
+        "us_per_token_uncached": figures["uncached"],
+        "us_per_token_cached": figures["cached"],
+    }
+
+
+def _big_tokenizer():
+    """A 32k byte-level BPE trained here on this repository's Python sources (stands in for a 7B vocabulary)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    texts = [p.read_text(encoding="utf-8", errors="ignore") for p in Path(__file__).parents[1].rglob("*.py")]
+    texts += [p.read_text(encoding="utf-8", errors="ignore") for p in Path(np.__file__).parent.rglob("*.py")]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=32000,
+        special_tokens=["<unk>", "<s>", "</s>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(texts, trainer)
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    tok.add_tokens(["<seg>", "</seg>"])
+    return tok
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default=None, help="trained model dir (default runs/quickstart/model)")
+    parser.add_argument("--queries", type=int, default=50, help="queries to measure (>= 50 for the figures)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the held-out synthetic split")
+    parser.add_argument("--images", type=int, default=60, help="images generated for the split")
+    parser.add_argument(
+        "--data", default=None, help="existing synthetic data root (default: generate a split)"
+    )
+    parser.add_argument("--split", default="val", help="split of --data to read (default val)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (1: steadier on a shared box)"
+    )
+    parser.add_argument("--no-overhead", action="store_true", help="skip the grammar-overhead measurement")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from text4seg.datasets.synthetic import generate_synthetic
+    from text4seg.images import load_image
+    from text4seg.model import load_model
+    from text4seg.segmenter import HFGenerationBackend, Segmenter
+
+    model_dir = Path(args.model or "runs/quickstart/model")
+    if not (model_dir / "config.json").is_file():
+        print(
+            f"{model_dir}: no trained model. Train one first, e.g. `text4seg quickstart` (writes "
+            "runs/quickstart/model), and pass --model DIR.",
+            file=sys.stderr,
+        )
+        return 2
+    torch.manual_seed(0)
+    torch.set_num_threads(args.threads)
+    loaded = load_model(model_dir, device="cpu", dtype="float32")
+    config = loaded.config
+    pixels = config.image_size[0] if config.image_size else 64
+    print(
+        f"model {model_dir}: grid {config.height}x{config.width}, {config.descriptor_form} descriptors, "
+        f"fg label {config.fg_label!r}, image {config.image_position} the question; torch threads "
+        f"{torch.get_num_threads()}"
+    )
+
+    tmp = tempfile.TemporaryDirectory(prefix="t4s_bench_decoding_")
+    if args.data:
+        root, split = Path(args.data), args.split
+    else:
+        root, split = Path(tmp.name), "bench"
+        generate_synthetic(root, split, num_images=args.images, image_size=pixels, seed=args.seed)
+    items = _queries(root, split, args.queries)
+    print(f"data: {root} split {split!r}")
+    segmenters = {
+        mode: Segmenter(HFGenerationBackend(loaded.model, loaded.processor, config, decoding=mode), config)
+        for mode in MODES
+    }
+    results: dict[str, list] = {mode: [] for mode in MODES}
+    queries: list[str] = []
+    batches: list[list[int]] = []  # indices of the masks of each measured image
+    print(f"{sum(len(q) for _, q in items[1:])} queries on {len(items) - 1} images (+1 warm-up image)")
+    print(
+        f"{'mask':>4} {'query':30} | {'plain: passes tok ms':>22} | {'constrained':>18} | {'fast':>18} | same"
+    )
+    for n, (path, expressions) in enumerate(items):
+        image = load_image(path)
+        answers = {}
+        for mode in MODES:
+            answers[mode] = segmenters[mode].segment(image, expressions)
+        if n == 0:
+            continue  # warm-up
+        batches.append(list(range(len(queries), len(queries) + len(expressions))))
+        for k, query in enumerate(expressions):
+            row = {mode: answers[mode][k] for mode in MODES}
+            same = all(np.array_equal(row["plain"].mask, row[m].mask) for m in MODES[1:])
+            cells = " | ".join(
+                f"{r.forward_passes:5d} {r.tokens:5d} {r.seconds * 1000:7.1f}"
+                for r in (row[m] for m in MODES)
+            )
+            print(f"{len(queries):4d} {query[:30]:30} | {cells} | {'yes' if same else 'NO'}")
+            queries.append(query)
+            for mode in MODES:
+                results[mode].append(row[mode])
+
+    totals = {
+        mode: {
+            "forward_passes": sum(r.forward_passes for r in results[mode]),
+            "tokens": sum(r.tokens for r in results[mode]),
+            "seconds": sum(r.seconds for r in results[mode]),
+            "repairs": sum(len(r.repairs) for r in results[mode]),
+        }
+        for mode in MODES
+    }
+    identical = all(
+        np.array_equal(a.mask, b.mask) and np.array_equal(a.mask, c.mask)
+        for a, b, c in zip(results["plain"], results["constrained"], results["fast"])
+    )
+    same_text = all(b.text == c.text for b, c in zip(results["constrained"], results["fast"]))
+    for mode in MODES:
+        t = totals[mode]
+        n = max(len(results[mode]), 1)
+        print(
+            f"{mode:12} passes/mask {t['forward_passes'] / n:7.1f}  tokens/mask {t['tokens'] / n:7.1f}  "
+            f"ms/mask {t['seconds'] / n * 1000:8.1f}  repairs {t['repairs']}"
+        )
+    a, b, c = (totals[m] for m in MODES)
+    forward_pass_ratio = a["forward_passes"] / max(c["forward_passes"], 1)
+    wall_ratio = a["seconds"] / max(c["seconds"], 1e-9)
+    # wall time per generate step (one forward pass of a batch): the cost of the grammar mask in (b) over (a)
+    step_ms = {}
+    for mode in ("plain", "constrained"):
+        seconds = steps = 0.0
+        for k in range(len(batches)):
+            first = results[mode][batches[k][0]]
+            seconds += sum(results[mode][i].seconds for i in batches[k])
+            steps += first.forward_passes
+        step_ms[mode] = seconds / max(steps, 1) * 1000
+    print(
+        f"(a)/(c): forward passes x{forward_pass_ratio:.2f}, wall time x{wall_ratio:.2f}; "
+        f"(a)/(b) wall x{a['seconds'] / max(b['seconds'], 1e-9):.2f}; identical masks: {identical}; "
+        f"constrained == fast text: {same_text}"
+    )
+    overhead = {}
+    if not args.no_overhead:
+        overhead["tiny_vocab_rle_32"] = _overhead(loaded.processor.tokenizer, 32, "rle")
+        overhead["tiny_vocab_plain_32"] = _overhead(loaded.processor.tokenizer, 32, "plain")
+        big = _big_tokenizer()
+        overhead["bpe32k_rle_32"] = _overhead(big, 32, "rle")
+        overhead["bpe32k_plain_32"] = _overhead(big, 32, "plain")
+        for name, fig in overhead.items():
+            print(
+                f"grammar cost {name}: {fig['us_per_token_cached']:.1f} us/token cached, "
+                f"{fig['us_per_token_uncached']:.1f} us/token with cold caches ({fig['tokens']} tokens)"
+            )
+    print(
+        f"wall per generate step: plain {step_ms['plain']:.2f} ms, constrained {step_ms['constrained']:.2f} ms "
+        f"({(step_ms['constrained'] - step_ms['plain']) * 1000:+.0f} us for the grammar mask)"
+    )
+    summary = {
+        "model": str(model_dir),
+        "queries": len(queries),
+        "images": len(items) - 1,
+        "forward_passes": {m: totals[m]["forward_passes"] for m in MODES},
+        "tokens": {m: totals[m]["tokens"] for m in MODES},
+        "seconds": {m: round(totals[m]["seconds"], 3) for m in MODES},
+        "forward_pass_ratio": round(forward_pass_ratio, 3),
+        "wall_ratio": round(wall_ratio, 3),
+        "identical": identical,
+        "constrained_equals_fast": same_text,
+        "repairs_plain": a["repairs"],
+        "repairs_constrained": b["repairs"] + c["repairs"],
+        "step_ms": {k: round(v, 3) for k, v in step_ms.items()},
+        "grammar_overhead_us_per_token": {k: round(v["us_per_token_cached"], 2) for k, v in overhead.items()},
+    }
+    tmp.cleanup()
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
