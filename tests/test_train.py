@@ -500,3 +500,25 @@ def test_time_schedule_follows_the_budget(monkeypatch):
         train_module._TimeSchedule(10.0, 0.0, "polynomial")
     with pytest.raises(ValueError, match="time_schedule"):
         train("tiny", ["x.json"], "out", time_schedule=True)
+
+
+def test_cell_noise_swaps_inputs_not_targets(loaded, tiny_data):
+    import random
+
+    from text4seg.train import _cell_token_table
+
+    clean = Text4SegDataset([tiny_data.json_path], loaded.processor, loaded.config)
+    noisy = Text4SegDataset([tiny_data.json_path], loaded.processor, loaded.config, cell_noise=0.5)
+    cells, _ = _cell_token_table(loaded.processor.tokenizer)
+    assert {label for label, _ in cells.values()} == {"others", "target"}
+    random.seed(0)
+    a, b = clean[0], noisy[0]
+    assert torch.equal(a["labels"], b["labels"]) and torch.equal(a["pixel_values"], b["pixel_values"])
+    changed = (a["input_ids"] != b["input_ids"]).nonzero().flatten().tolist()
+    assert 64 * 0.3 < len(changed) < 64 * 0.7  # about half of the 8 x 8 cells
+    for k in changed:
+        before, after = cells[int(a["input_ids"][k])], cells[int(b["input_ids"][k])]
+        assert before[1] == after[1] and before[0] != after[0]  # same separator, the other label
+        assert a["labels"][k] != -100
+    with pytest.raises(ValueError, match="cell_noise"):
+        Text4SegDataset([tiny_data.json_path], loaded.processor, loaded.config, cell_noise=1.0)

@@ -42,7 +42,8 @@ class TinyPreset:
     Training (:func:`text4seg.train.train`):
         minutes (time budget), time_schedule (warmup/decay follow the time budget, not steps), max_steps
         (None: ``epochs``), epochs, batch_size, grad_accum, lr, projector_lr,
-        warmup_ratio, lr_scheduler, weight_decay, fg_weight, full (full fine-tuning; False = LoRA with lora_r,
+        warmup_ratio, lr_scheduler, weight_decay, fg_weight, cell_noise (input cell-token swap rate against the
+        copy-the-cell-above shortcut), full (full fine-tuning; False = LoRA with lora_r,
         lora_alpha, lora_dropout), logging_steps.
     Evaluation:
         eval_expressions: ``"first"`` or ``"all"`` expressions of each held-out shape; eval_batch_size.
@@ -83,6 +84,7 @@ class TinyPreset:
     lr_scheduler: str = "cosine"
     weight_decay: float = 0.0
     fg_weight: float = 3.0
+    cell_noise: float = 0.0
     full: bool = True
     lora_r: int = 64
     lora_alpha: int = 128
@@ -123,6 +125,7 @@ class TinyPreset:
             "lr_scheduler": self.lr_scheduler,
             "weight_decay": self.weight_decay,
             "fg_weight": self.fg_weight,
+            "cell_noise": self.cell_noise,
             "full": self.full,
             "lora_r": self.lora_r,
             "lora_alpha": self.lora_alpha,

@@ -156,6 +156,30 @@ def _foreground_spans(text: str, background: str) -> np.ndarray:
     return marks
 
 
+_CELL_SEPARATORS = ("| ", "\n ", "\n")
+
+
+def _cell_token_table(tokenizer: Any) -> tuple[dict[int, tuple[str, int]], dict[tuple[str, int], int]]:
+    """One-token descriptor cells of a tokenizer (tiny tokenizers add ``"L| "``, ``"L\\n "``, ``"L\\n"``).
+
+    Returns:
+        ``(token id -> (label, separator index), (label, separator index) -> token id)``; empty for ordinary
+        tokenizers.
+    """
+    by_id: dict[int, tuple[str, int]] = {}
+    try:
+        added = tokenizer.get_added_vocab()
+    except Exception:  # noqa: BLE001 - tokenizers without added-vocab support have no cell tokens
+        return {}, {}
+    for token, token_id in added.items():
+        for k, sep in enumerate(_CELL_SEPARATORS):
+            label = token[: -len(sep)]
+            if token.endswith(sep) and label and label.strip() == label and "\n" not in label and "|" not in label:
+                by_id[int(token_id)] = (label, k)
+                break
+    return by_id, {value: key for key, value in by_id.items()}
+
+
 _JSON_CACHE: dict[Path, Any] = {}
 
 
@@ -233,6 +257,10 @@ class Text4SegDataset(torch.utils.data.Dataset):
         skip_bad: skip malformed items and missing images (counted in ``skipped``) instead of failing.
         fg_weight: loss weight of descriptor tokens of non-background cells (1 = plain cross-entropy); when not
             1 every item carries ``loss_weights``.
+        cell_noise: probability in [0, 1) that an *input* descriptor cell token is swapped for the cell token
+            of another label (same separator) while its target stays the true one, so the model cannot lean on
+            copying neighbouring cells and must read the image. Needs one-token cells (tiny tokenizers);
+            ignored with a warning otherwise.
         check_images: check at load time that every image file exists.
 
     Each item is a dict: ``input_ids`` (L,) int64, ``labels`` (L,) int64 (``-100`` outside assistant turns),
@@ -255,6 +283,7 @@ class Text4SegDataset(torch.utils.data.Dataset):
         max_length: int = 3072,
         skip_bad: bool = False,
         fg_weight: float = 1.0,
+        cell_noise: float = 0.0,
         check_images: bool = True,
     ) -> None:
         self.sources = [parse_data_spec(s) for s in sources]
@@ -267,6 +296,12 @@ class Text4SegDataset(torch.utils.data.Dataset):
         self.max_length = int(max_length)
         self.skip_bad = skip_bad
         self.fg_weight = float(fg_weight)
+        if not 0.0 <= cell_noise < 1.0:
+            raise ValueError(f"cell_noise {cell_noise}: expected a probability in [0, 1)")
+        self.cell_noise = float(cell_noise)
+        self._cells, self._cell_of = _cell_token_table(self.tokenizer) if cell_noise > 0 else ({}, {})
+        if cell_noise > 0 and not self._cells:
+            logger.warning("cell_noise: the tokenizer has no one-token descriptor cells; no noise is applied")
         self.converter = _DescriptorConverter(config)
         self.skipped: list[str] = []
         self.items: list[_Item] = []
@@ -460,8 +495,9 @@ class Text4SegDataset(torch.utils.data.Dataset):
                     f"max_length {self.max_length}"
                 )
             ids, labels, weights = ids[: self.max_length], labels[: self.max_length], weights[: self.max_length]
+        inputs = self._noisy_cells(ids, labels) if self._cells else ids
         out: dict[str, torch.Tensor] = {
-            "input_ids": torch.tensor(ids, dtype=torch.long),
+            "input_ids": torch.tensor(inputs, dtype=torch.long),
             "labels": torch.tensor(labels, dtype=torch.long),
         }
         if self.fg_weight != 1.0:
@@ -470,6 +506,23 @@ class Text4SegDataset(torch.utils.data.Dataset):
             if key in per_token:
                 value = torch.cat([value[0], value.new_zeros(len(ids) - prompt_len)])[: len(ids)]
             out[key] = value
+        return out
+
+    def _noisy_cells(self, ids: list[int], labels: list[int]) -> list[int]:
+        """Copy of ``ids`` with answer cell tokens swapped at rate ``cell_noise`` (labels untouched)."""
+        present = {self._cells[t][0] for t, lab in zip(ids, labels) if lab != IGNORE_INDEX and t in self._cells}
+        present.add(self.config.background)
+        if self.config.fg_label != "sentence":
+            present.add(self.config.fg_label)
+        out = list(ids)
+        for k, (token, label) in enumerate(zip(ids, labels)):
+            if label == IGNORE_INDEX or token not in self._cells or random.random() >= self.cell_noise:
+                continue
+            own, sep = self._cells[token]
+            choices = [self._cell_of[(other, sep)] for other in sorted(present) if other != own
+                       and (other, sep) in self._cell_of]
+            if choices:
+                out[k] = random.choice(choices)
         return out
 
     def __getitem__(self, position: int) -> dict[str, torch.Tensor]:
@@ -927,6 +980,7 @@ def train(
     resume: bool | str = False,
     skip_bad: bool = False,
     fg_weight: float = 1.0,
+    cell_noise: float = 0.0,
     precision: str = "auto",
     gradient_checkpointing: bool = False,
     group_by_length: bool = False,
@@ -972,6 +1026,7 @@ def train(
         resume: continue from the last checkpoint in ``output_dir`` (True) or from a given checkpoint dir.
         skip_bad: skip (and count) malformed items and missing images instead of failing on the first one.
         fg_weight: loss weight of descriptor tokens of non-background cells.
+        cell_noise: rate of input cell-token swaps (see :class:`Text4SegDataset`; one-token-cell tokenizers).
         precision: ``auto`` (bf16 on capable GPUs, fp16 on other GPUs, fp32 on CPU), ``fp32``, ``bf16``, ``fp16``.
         gradient_checkpointing: trade compute for memory.
         group_by_length: batch items of similar length together.
@@ -1113,6 +1168,7 @@ def train(
             max_length=max_length,
             skip_bad=skip_bad,
             fg_weight=fg_weight,
+            cell_noise=cell_noise,
         )
     finally:
         _JSON_CACHE.clear()
@@ -1244,6 +1300,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="continue from the last checkpoint in --output-dir (or the one given)")
     p.add_argument("--skip-bad", action="store_const", const=True, help="skip and count malformed items")
     p.add_argument("--fg-weight", type=float, help="loss weight of foreground descriptor tokens")
+    p.add_argument("--cell-noise", type=float,
+                   help="rate of input descriptor-cell swaps (targets kept; tiny one-token-cell tokenizers)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--gradient-checkpointing", action="store_const", const=True)
     p.add_argument("--group-by-length", action="store_const", const=True)
