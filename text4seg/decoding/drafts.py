@@ -3,11 +3,13 @@
 A :class:`Drafter` follows one answer token by token. It knows where each descriptor token started (row and
 position in the row, from the grammar), so it can propose:
 
-1. **forced tokens**: the canonical tokens of the text the grammar leaves no choice about (the rest of a label
-   once it is unambiguous, ``</seg>`` after the last row, the end token after ``</seg>``);
-2. **row copy**: the tokens the previous row had from the same position onward, continuing into the current
+1. **row copy**: the tokens the previous row had from the same position onward, continuing into the current
    row (which is the draft for the next row when rows repeat, as they mostly do in masks);
-3. **n-gram lookup**: the continuation of the latest earlier occurrence of the last two tokens (prompt
+2. **forced tokens**: the canonical tokens of the text the grammar leaves no choice about (the rest of a label
+   once it is unambiguous, ``</seg>`` after the last row, the end token after ``</seg>``);
+3. **text row copy**: when the previous row has no token starting at the same place (BPE tokens straddle cell
+   boundaries differently), its *text* from that place onward, tokenized;
+4. **n-gram lookup**: the continuation of the latest earlier occurrence of the last two tokens (prompt
    included), for text outside the descriptor.
 
 Drafts never change the output: the model verifies them and only tokens that greedy decoding would have
@@ -18,7 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from text4seg.decoding.vocab import STOP, Allowed, TokenConstraint
+from text4seg.decoding.grammar import DONE
+from text4seg.decoding.vocab import SEG, STOP, Allowed, TokenConstraint
 
 __all__ = ["Drafter"]
 
@@ -48,6 +51,9 @@ class Drafter:
             self._bigrams[(self.history[i - 2], self.history[i - 1])] = i
         # row -> position key -> index (in history) of the first token that started there
         self._rows: dict[int, dict[tuple, int]] = {}
+        # descriptor bytes so far, and row -> position key -> index (in them) of the first byte read there
+        self._text = bytearray()
+        self._text_rows: dict[int, dict[tuple, int]] = {}
 
     @property
     def tokens(self) -> list[int]:
@@ -68,6 +74,8 @@ class Drafter:
             where = self.constraint.position(self.state)
             if where is not None:
                 self._rows.setdefault(where[0], {}).setdefault(where[1], index)
+                if self.max_draft:
+                    self._record_text(self.state[1], token)
             nxt = self.constraint.advance(self.state, token)
             if nxt is None and self.enforce:
                 raise ValueError(f"token {token} is not allowed by the descriptor grammar here")
@@ -93,6 +101,41 @@ class Drafter:
         if index is None:
             return []
         return self.history[index : index + limit]
+
+    def _record_text(self, g: tuple, token: int) -> None:
+        data = self.constraint.vocab.token_bytes[token] if token < self.constraint.vocab.size else None
+        grammar = self.constraint.grammar
+        for byte in data or b"":
+            if g is None or g[0] == DONE:
+                return
+            self._text_rows.setdefault(g[1], {}).setdefault(grammar.position_key(g), len(self._text))
+            self._text.append(byte)
+            g = grammar.step(g, byte)
+
+    def _text_copy(self, state: tuple | None, limit: int) -> list[int]:
+        if state is None or state[0] != SEG:
+            return []
+        where = self.constraint.position(state)
+        if where is None:
+            return []
+        row, key = where
+        previous = self._text_rows.get(row - 1, {})
+        start, prefix = previous.get(key), b""
+        if start is None:
+            # e.g. a row start before its leading space: row 0 had none, so look up the place after it
+            grammar = self.constraint.grammar
+            prefix = grammar.forced_bytes(state[1], limit=4)
+            after = grammar.walk(state[1], prefix) if prefix else None
+            if after is None or after[1] != row or after[0] == DONE:
+                return []
+            start = previous.get(grammar.position_key(after))
+            if start is None:
+                return []
+        end = min(len(self._text), start + limit * self.constraint.vocab.horizon, start + 1024)
+        tokens = list(self.constraint.vocab.encode(prefix + bytes(self._text[start:end])))
+        if end < len(self._text) and len(tokens) > 1:
+            tokens.pop()  # cut text: its last token may be a fragment
+        return list(self.constraint.vocab.trim_open_end(tokens[:limit]))
 
     def _ngram(self, tokens: list[int], limit: int) -> list[int]:
         seq = self.history + tokens
@@ -120,9 +163,11 @@ class Drafter:
             room = self.max_draft - len(tokens)
             proposal: list[int] = []
             if state is not None:
-                proposal = list(self.constraint.forced_tokens(state)) if self.enforce else []
-                if not proposal:
-                    proposal = self._row_copy(state, room)
+                proposal = (
+                    self._row_copy(state, room)
+                    or list(self.constraint.forced_tokens(state))
+                    or self._text_copy(state, room)
+                )
             if not proposal:
                 proposal = self._ngram(tokens, room)
             added = 0

@@ -150,15 +150,23 @@ class TokenVocab:
         self._encode_cache: dict[bytes, tuple[int, ...]] = {}
 
     def encode(self, data: bytes) -> tuple[int, ...]:
-        """Canonical token ids of ``data`` (no special tokens); empty when ``data`` is not valid UTF-8."""
-        if data not in self._encode_cache:
-            try:
-                text = data.decode("utf-8")
-            except UnicodeDecodeError:
-                text = ""
+        """Canonical token ids of ``data`` (no special tokens); a trailing partial UTF-8 character is dropped."""
+        found = self._encode_cache.get(data)
+        if found is None:
+            text = data.decode("utf-8", errors="ignore")
             ids = self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
-            self._encode_cache[data] = tuple(int(i) for i in ids)
-        return self._encode_cache[data]
+            found = tuple(int(i) for i in ids)
+            if len(self._encode_cache) > 20000:
+                self._encode_cache.clear()
+            self._encode_cache[data] = found
+        return found
+
+    def trim_open_end(self, tokens: Sequence[int]) -> tuple[int, ...]:
+        """``tokens`` without a last token ending in a space: in context, the text that follows would join
+        that space (``"Ġothers"``, ``"▁others"``), so as a draft it would be rejected."""
+        if tokens and (self.token_bytes[tokens[-1]] or b"").endswith(b" "):
+            return tuple(tokens[:-1])
+        return tuple(tokens)
 
 
 @dataclass(frozen=True)
@@ -338,6 +346,8 @@ class TokenConstraint:
         elif state[0] == SEG:
             text = self.grammar.forced_bytes(state[1], limit=self.vocab.horizon)
             out = self.vocab.encode(text) if text else ()
+            if out and not self.grammar.is_done(self.grammar.walk(state[1], text) or state[1]):
+                out = self.vocab.trim_open_end(out)
         else:
             out = ()
         self._forced[key] = out
