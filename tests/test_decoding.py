@@ -250,6 +250,52 @@ def test_drafter_row_copy_and_forced(tiny_tokenizer):
     assert tokens == [ids(t) for t in ["target| ", "target| "]]
 
 
+def _simulate(drafter: Drafter, truth: list[int]) -> int:
+    """Forward passes the fast loop needs when greedy decoding yields ``truth`` (first token from prefill)."""
+    drafter.push(truth[0])
+    done = passes = 1
+    while done < len(truth):
+        draft, _ = drafter.draft()
+        m = 0
+        while m < len(draft) and done + m < len(truth) and draft[m] == truth[done + m]:
+            m += 1
+        for token in truth[done : done + m + 1]:
+            drafter.push(token)
+        done, passes = done + m + 1, passes + 1
+    return passes
+
+
+def test_drafter_text_copy_with_bpe_tokens():
+    """BPE tokens straddle cells ("|", "Ġothers"): rows are still copied, through their text."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    grid = np.full((6, 8), "others", dtype=object)
+    grid[2:5, 3:6] = "the red circle"
+    answer = "Sure.\n<seg>" + encode_descriptor(grid, rle=False) + "</seg>"
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<s>", "</s>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    backend.train_from_iterator([answer, "the red circle others"], trainer)
+    tok = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>")
+    tok.add_tokens(["<seg>", "</seg>"])
+    truth = tok(answer, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    assert tok.convert_ids_to_tokens(truth[4:7]) == ["others", "|", "Ġothers"]
+    vocab = token_vocab(tok, len(tok), [tok.eos_token_id])
+    constraint = token_constraint(vocab, 6, 8, ["the red circle"], "plain", "others", 8)
+    drafter = Drafter(constraint, True, prompt=[], max_draft=16)
+    row0_end = truth.index(tok.convert_tokens_to_ids("Ċ"), 4)  # the first newline after <seg>
+    for token in truth[: row0_end + 1]:
+        drafter.push(token)
+    draft, _ = drafter.draft()  # row 1 = row 0, but with its leading space inside "Ġothers"
+    assert draft[:3] == truth[row0_end + 1 : row0_end + 4]
+    drafter = Drafter(constraint, True, prompt=[], max_draft=16)
+    assert _simulate(drafter, truth) * 4 < len(truth)
+
+
 # ---------------------------------------------------------------------------------------------------- model
 
 
