@@ -6,7 +6,9 @@ is one query, all queries about an image go in one call as :class:`text4seg.Segm
 decoding modes image by image (interleaved, so machine load hits all three alike) after one warm-up image, and
 prints per mask the forward passes, generated tokens and wall time of each mode, then totals, the ratios
 (a)/(c), whether all masks are identical, and the repairs. It also measures the grammar's own cost per token
-(allowed set + state update), cached and uncached, for the tiny vocabulary and a 32k byte-level BPE.
+(allowed set + state update), cached and uncached, for the tiny vocabulary and a 32k byte-level BPE, and how
+many tokens per forward pass the fast loop's drafts would give if the model's answers were the ground-truth
+descriptors of the same images (16/32 grids, plain/R-RLE, both tokenizers): a model-independent figure.
 
 Forward passes per mask: plain and constrained ``generate`` count the steps of the batch the mask was in
 (one per new token of the longest answer); fast counts the passes the row took part in, the prefill passes
@@ -83,6 +85,50 @@ def _overhead(tokenizer, grid: int = 32, form: str = "rle") -> dict:
         "us_per_token_uncached": figures["uncached"],
         "us_per_token_cached": figures["cached"],
     }
+
+
+def _oracle(tokenizer, samples, grid: int, form: str, sentence_labels: bool, max_draft: int) -> dict:
+    """Forward passes the fast loop needs when the model's greedy answer is the ground-truth descriptor.
+
+    Simulates draft verification with the real :class:`text4seg.decoding.Drafter` and grammar: a draft token
+    is accepted while it equals the ground truth, plus one token per pass. Independent of model quality, so it
+    shows what row copy gives on realistic masks.
+    """
+    from text4seg.decoding import Drafter, token_constraint, token_vocab
+    from text4seg.descriptors import (
+        binary_grid_labels,
+        encode_descriptor,
+        mask_to_grid,
+        sanitize_label,
+        wrap_descriptor,
+    )
+
+    vocab = token_vocab(tokenizer, len(tokenizer), [tokenizer.eos_token_id])
+    tokens_total = passes_total = 0
+    for sample in samples:
+        label = sanitize_label(sample.expressions[0]) if sentence_labels else "target"
+        ids = mask_to_grid(sample.mask, grid, grid)
+        answer = wrap_descriptor(
+            encode_descriptor(binary_grid_labels(ids, label), rle=form == "rle"), "Sure."
+        )
+        truth = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        constraint = token_constraint(vocab, grid, grid, [label], form, "others", 64)
+        drafter = Drafter(constraint, True, prompt=[], max_draft=max_draft)
+        drafter.push(truth[0])
+        done, passes = 1, 1
+        while done < len(truth):
+            draft, _ = drafter.draft()
+            m = 0
+            while m < len(draft) and done + m < len(truth) and draft[m] == truth[done + m]:
+                m += 1
+            for token in truth[done : done + m + 1]:
+                drafter.push(token)
+            done += m + 1
+            passes += 1
+        tokens_total += len(truth)
+        passes_total += passes
+    n = max(len(samples), 1)
+    return {"tokens_per_mask": tokens_total / n, "passes_per_mask": passes_total / n}
 
 
 def _big_tokenizer():
@@ -238,6 +284,21 @@ def main(argv: list[str] | None = None) -> int:
                 f"grammar cost {name}: {fig['us_per_token_cached']:.1f} us/token cached, "
                 f"{fig['us_per_token_uncached']:.1f} us/token with cold caches ({fig['tokens']} tokens)"
             )
+    oracle = {}
+    if not args.no_overhead:
+        from text4seg.datasets.synthetic import read_synthetic
+
+        samples = list(read_synthetic(root, split))[: max(args.queries, 50)]
+        for name, tok, sentence in (("tiny", loaded.processor.tokenizer, False), ("bpe32k", big, True)):
+            for grid in (16, 32):
+                for form in ("plain", "rle"):
+                    fig = _oracle(tok, samples, grid, form, sentence, grid + 8)
+                    key = f"{name}_{form}_{grid}"
+                    oracle[key] = round(fig["tokens_per_mask"] / fig["passes_per_mask"], 2)
+                    print(
+                        f"ground-truth answers, {key}: {fig['tokens_per_mask']:.1f} tokens/mask in "
+                        f"{fig['passes_per_mask']:.1f} passes (x{oracle[key]:.2f})"
+                    )
     print(
         f"wall per generate step: plain {step_ms['plain']:.2f} ms, constrained {step_ms['constrained']:.2f} ms "
         f"({(step_ms['constrained'] - step_ms['plain']) * 1000:+.0f} us for the grammar mask)"
@@ -257,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         "repairs_constrained": b["repairs"] + c["repairs"],
         "step_ms": {k: round(v, 3) for k, v in step_ms.items()},
         "grammar_overhead_us_per_token": {k: round(v["us_per_token_cached"], 2) for k, v in overhead.items()},
+        "ground_truth_tokens_per_pass": oracle,
     }
     tmp.cleanup()
     print(json.dumps(summary))
