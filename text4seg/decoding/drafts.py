@@ -51,8 +51,10 @@ class Drafter:
             self._bigrams[(self.history[i - 2], self.history[i - 1])] = i
         # row -> position key -> index (in history) of the first token that started there
         self._rows: dict[int, dict[tuple, int]] = {}
-        # descriptor bytes so far, and row -> position key -> index (in them) of the first byte read there
+        # descriptor bytes so far, (index in them, grammar state) at each token start, and per completed row
+        # (built when first needed) position key -> index of the first byte read there
         self._text = bytearray()
+        self._starts: list[tuple[int, tuple]] = []
         self._text_rows: dict[int, dict[tuple, int]] = {}
 
     @property
@@ -75,7 +77,8 @@ class Drafter:
             if where is not None:
                 self._rows.setdefault(where[0], {}).setdefault(where[1], index)
                 if self.max_draft:
-                    self._record_text(self.state[1], token)
+                    self._starts.append((len(self._text), self.state[1]))
+                    self._text.extend(self.constraint.vocab.token_bytes[token] or b"")
             nxt = self.constraint.advance(self.state, token)
             if nxt is None and self.enforce:
                 raise ValueError(f"token {token} is not allowed by the descriptor grammar here")
@@ -102,15 +105,34 @@ class Drafter:
             return []
         return self.history[index : index + limit]
 
-    def _record_text(self, g: tuple, token: int) -> None:
-        data = self.constraint.vocab.token_bytes[token] if token < self.constraint.vocab.size else None
+    def _row_text(self, row: int) -> dict[tuple, int]:
+        """Position key -> index in the descriptor bytes of the first byte read there, for one row."""
+        found = self._text_rows.get(row)
+        if found is not None:
+            return found
+        found = {}
+        # start at the last token that began before the row (its bytes may run into it)
+        first = 0
+        for k, (_, g) in enumerate(self._starts):
+            if g[1] >= row:
+                break
+            first = k
+        if not self._starts:
+            return found
+        index, g = self._starts[first]
         grammar = self.constraint.grammar
-        for byte in data or b"":
-            if g is None or g[0] == DONE:
-                return
-            self._text_rows.setdefault(g[1], {}).setdefault(grammar.position_key(g), len(self._text))
-            self._text.append(byte)
-            g = grammar.step(g, byte)
+        complete = False
+        while index < len(self._text) and g is not None and g[0] != DONE:
+            if g[1] > row:
+                complete = True
+                break
+            if g[1] == row:
+                found.setdefault(grammar.position_key(g), index)
+            g = grammar.step(g, self._text[index])
+            index += 1
+        if complete:
+            self._text_rows[row] = found
+        return found
 
     def _text_copy(self, state: tuple | None, limit: int) -> list[int]:
         if state is None or state[0] != SEG:
@@ -119,7 +141,10 @@ class Drafter:
         if where is None:
             return []
         row, key = where
-        previous = self._text_rows.get(row - 1, {})
+        now = self.state[1][1] if self.state is not None and self.state[0] == SEG else -1
+        if not 0 < row <= now:
+            return []  # copy completed rows only (the row being written is copied token by token)
+        previous = self._row_text(row - 1)
         start, prefix = previous.get(key), b""
         if start is None:
             # e.g. a row start before its leading space: row 0 had none, so look up the place after it

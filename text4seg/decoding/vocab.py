@@ -213,7 +213,7 @@ class TokenConstraint:
         self.eos = frozenset(vocab.eos_ids)
         self._allowed: dict[tuple, Allowed] = {}
         self._forced: dict[tuple, tuple[int, ...]] = {}
-        self._free_candidates: dict[int, list[int]] = {}
+        self._advanced: dict[tuple, tuple | None] = {}
 
     # ---- states
     def initial(self) -> tuple:
@@ -256,10 +256,16 @@ class TokenConstraint:
             return None
         if kind == FREE:
             return self._free_bytes(state[1], state[2], data)
+        # queries of one image and batch rows revisit the same states with the same tokens
+        memo = (state[1], token)
+        if memo in self._advanced:
+            return self._advanced[memo]
         g = self.grammar.walk(state[1], data)
-        if g is None:
-            return None
-        return (END,) if self.grammar.is_done(g) else (SEG, g)
+        out = None if g is None else (END,) if self.grammar.is_done(g) else (SEG, g)
+        if len(self._advanced) > 200_000:
+            self._advanced.clear()
+        self._advanced[memo] = out
+        return out
 
     def key(self, state: tuple) -> tuple:
         """Cache key of the allowed set of ``state``."""
