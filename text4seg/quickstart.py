@@ -84,7 +84,7 @@ class TinyPreset:
     lr_scheduler: str = "cosine"
     weight_decay: float = 0.0
     fg_weight: float = 3.0
-    cell_noise: float = 0.0
+    cell_noise: float = 0.5
     full: bool = True
     lora_r: int = 64
     lora_alpha: int = 128
