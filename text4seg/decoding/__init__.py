@@ -99,7 +99,12 @@ class DescriptorDecoder:
         self.max_draft = config.width + 8 if max_draft is None else max_draft
         self.share_prefix = share_prefix
         self.speculate = speculate
-        size = model.get_output_embeddings().weight.shape[0]
+        head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+        if head is not None and getattr(head, "weight", None) is not None:
+            size = int(head.weight.shape[0])
+        else:
+            text_config = model.config.get_text_config(decoder=True)
+            size = int(getattr(text_config, "vocab_size", 0) or len(self.tokenizer))
         self.vocab = token_vocab(self.tokenizer, size, eos_token_ids(model, self.tokenizer))
         self.bank = MaskBank(size, model.device)
         self.unsupported = fast_unsupported(model)
