@@ -4,8 +4,8 @@ On a trained model (default ``runs/quickstart/model``, the quickstart's tiny mod
 produce realistic rows), over held-out synthetic images (a fresh seeded split; every expression of every shape
 is one query, all queries about an image go in one call as :class:`text4seg.Segmenter` does), it runs the three
 decoding modes image by image (interleaved, so machine load hits all three alike) after one warm-up image, and
-prints per mask the forward passes, generated tokens and wall time of each mode, then totals, the ratios
-(a)/(c), whether all masks are identical, and the repairs. It also measures the grammar's own cost per token
+prints per mask the forward passes, generated tokens and wall time of each mode and whether the masks agree,
+then totals, the ratios (a)/(c), and the repairs. It also measures the grammar's own cost per token
 (allowed set + state update), cached and uncached, for the tiny vocabulary and a 32k byte-level BPE, and how
 many tokens per forward pass the fast loop's drafts would give if the model's answers were the ground-truth
 descriptors of the same images (16/32 grids, plain/R-RLE, both tokenizers): a model-independent figure.
@@ -13,6 +13,11 @@ descriptors of the same images (16/32 grids, plain/R-RLE, both tokenizers): a mo
 Forward passes per mask: plain and constrained ``generate`` count the steps of the batch the mask was in
 (one per new token of the longest answer); fast counts the passes the row took part in, the prefill passes
 included. Wall time per mask: the batch's wall time divided by its masks.
+
+Identity: (c) must give the tokens of (b) exactly (``constrained_equals_fast``) and the mask of (a) wherever the
+plain answer is a well-formed descriptor; where (a) is malformed (decoded with repairs) the grammar made (b) and
+(c) differ from it by design. ``identical`` is true when both hold for every mask; ``plain_malformed`` counts
+the masks where (a) needed repairs and ``identical_to_plain`` tells whether (c) equals (a) even there.
 
 The last line printed is one JSON object: ``forward_pass_ratio`` and ``wall_ratio`` ((a)/(c)), ``identical``,
 ``repairs_constrained`` ((b) + (c)), and the other figures.
@@ -65,7 +70,7 @@ def _overhead(tokenizer, grid: int = 32, form: str = "rle") -> dict:
         cy, cx, r = rng.integers(4, grid - 4, 2).tolist() + [int(rng.integers(3, grid // 3))]
         labels[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = "white horse"
     text = "Sure, here it is.\n<seg>" + encode_descriptor(labels, rle=form == "rle") + "</seg>"
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"] + [tokenizer.eos_token_id]
     vocab = token_vocab(tokenizer, len(tokenizer), [tokenizer.eos_token_id])
     figures = {}
     for name in ("uncached", "cached"):
@@ -212,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     batches: list[list[int]] = []  # indices of the masks of each measured image
     print(f"{sum(len(q) for _, q in items[1:])} queries on {len(items) - 1} images (+1 warm-up image)")
     print(
-        f"{'mask':>4} {'query':30} | {'plain: passes tok ms':>22} | {'constrained':>18} | {'fast':>18} | same"
+        f"{'mask':>4} {'query':30} | {'plain: passes tok ms':>22} | {'constrained':>18} | {'fast':>18} | b=c a=c"
     )
     for n, (path, expressions) in enumerate(items):
         image = load_image(path)
@@ -224,12 +229,17 @@ def main(argv: list[str] | None = None) -> int:
         batches.append(list(range(len(queries), len(queries) + len(expressions))))
         for k, query in enumerate(expressions):
             row = {mode: answers[mode][k] for mode in MODES}
-            same = all(np.array_equal(row["plain"].mask, row[m].mask) for m in MODES[1:])
+            same_bc = row["constrained"].text == row["fast"].text
+            same_ac = np.array_equal(row["plain"].mask, row["fast"].mask)
+            note = "" if same_ac or not row["plain"].repairs else " (plain malformed)"
             cells = " | ".join(
                 f"{r.forward_passes:5d} {r.tokens:5d} {r.seconds * 1000:7.1f}"
                 for r in (row[m] for m in MODES)
             )
-            print(f"{len(queries):4d} {query[:30]:30} | {cells} | {'yes' if same else 'NO'}")
+            print(
+                f"{len(queries):4d} {query[:30]:30} | {cells} | {'yes' if same_bc else 'NO':3} "
+                f"{'yes' if same_ac else 'NO'}{note}"
+            )
             queries.append(query)
             for mode in MODES:
                 results[mode].append(row[mode])
@@ -243,11 +253,11 @@ def main(argv: list[str] | None = None) -> int:
         }
         for mode in MODES
     }
-    identical = all(
-        np.array_equal(a.mask, b.mask) and np.array_equal(a.mask, c.mask)
-        for a, b, c in zip(results["plain"], results["constrained"], results["fast"])
-    )
-    same_text = all(b.text == c.text for b, c in zip(results["constrained"], results["fast"]))
+    triples = list(zip(results["plain"], results["constrained"], results["fast"]))
+    same_text = all(b.text == c.text and np.array_equal(b.mask, c.mask) for _, b, c in triples)
+    plain_malformed = sum(1 for a, _, _ in triples if a.repairs)
+    identical_to_plain = all(np.array_equal(a.mask, c.mask) for a, _, c in triples)
+    identical = same_text and all(np.array_equal(a.mask, c.mask) for a, _, c in triples if not a.repairs)
     for mode in MODES:
         t = totals[mode]
         n = max(len(results[mode]), 1)
@@ -269,8 +279,9 @@ def main(argv: list[str] | None = None) -> int:
         step_ms[mode] = seconds / max(steps, 1) * 1000
     print(
         f"(a)/(c): forward passes x{forward_pass_ratio:.2f}, wall time x{wall_ratio:.2f}; "
-        f"(a)/(b) wall x{a['seconds'] / max(b['seconds'], 1e-9):.2f}; identical masks: {identical}; "
-        f"constrained == fast text: {same_text}"
+        f"(a)/(b) wall x{a['seconds'] / max(b['seconds'], 1e-9):.2f}; (c) == (b): {same_text}; "
+        f"(c) == (a) on well-formed plain answers: {identical}; plain malformed: {plain_malformed}, "
+        f"(c) == (a) everywhere: {identical_to_plain}"
     )
     overhead = {}
     if not args.no_overhead:
@@ -314,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         "wall_ratio": round(wall_ratio, 3),
         "identical": identical,
         "constrained_equals_fast": same_text,
+        "plain_malformed": plain_malformed,
+        "identical_to_plain": identical_to_plain,
         "repairs_plain": a["repairs"],
         "repairs_constrained": b["repairs"] + c["repairs"],
         "step_ms": {k: round(v, 3) for k, v in step_ms.items()},
