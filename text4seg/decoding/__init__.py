@@ -12,12 +12,13 @@ Decoding modes (``Segmenter.from_pretrained(..., decoding=...)``, ``text4seg seg
   tokens, tokens the grammar forces, n-gram look-up) verified in one pass each (:mod:`.fast`). Models the fast
   loop does not support run as ``"constrained"``.
 
-Why an own automaton and not xgrammar / llguidance / outlines-core: all three would run on CPU with our
-tokenizers, but (1) the row constraint "run counts sum to exactly W" is not regular in any compact way: a
-grammar needs one rule per (remaining cells, count) pair, O(W^2) rules per row, compiled anew for every label
-set, and the label set changes per query (the expression is the label); (2) the drafts need to know which grid
-row and column each token starts at, which a generic matcher does not expose; (3) one native dependency less to
-pin against transformers. The descriptor grammar is a ~200-line byte automaton (:mod:`.grammar`); walking it
+Why an own automaton and not xgrammar / llguidance / outlines-core (all on PyPI; per their documentation
+regex/CFG engines that take a Hugging Face tokenizer and build token masks on CPU): (1) the row constraint "run
+counts sum to exactly W" has no compact regular form: a grammar needs one rule per (remaining cells, count)
+pair, O(W^2) alternatives per row (x labels for the "adjacent runs differ" rule), compiled anew for every label
+set, and the label set changes with every query (the expression is the label); (2) the drafts need the grid row
+and column at which each token starts, which a generic matcher does not expose; (3) one native dependency less
+to keep in step with transformers. The descriptor grammar is a ~200-line byte automaton (:mod:`.grammar`); walking it
 jointly with a trie of the vocabulary's token bytes gives each state's allowed tokens (:mod:`.vocab`), cached
 per equivalent state, so after the first rows a step costs a dictionary look-up (microseconds).
 
