@@ -355,6 +355,12 @@ def test_fast_unconstrained_equals_plain_generate(tiny64, position):
     slow = single.generate_ids(images, PROMPTS, mode="fast-unconstrained", max_new_tokens=40)
     assert [ids for ids, _ in slow] == plain
     assert [passes for _, passes in slow] == [len(ids) for ids in plain]
+    # prefix sharing alone: one extra pass (the shared prefix) when it holds the image, none otherwise
+    shared = DescriptorDecoder(tiny64.model, tiny64.processor, config, speculate=False)
+    out = shared.generate_ids(images, PROMPTS, mode="fast-unconstrained", max_new_tokens=40)
+    assert [ids for ids, _ in out] == plain
+    extra = 1 if position == "before" else 0
+    assert [passes for _, passes in out] == [len(ids) + extra for ids in plain]
 
 
 @pytest.mark.parametrize(

@@ -166,6 +166,7 @@ def generate_fast(
     speculate: bool = True,
     share_prefix: bool = True,
     max_draft: int = 24,
+    min_shared: int = 64,
 ) -> list[tuple[list[int], int]]:
     """Greedy answers to ``prompts[i]`` about ``images[i]``, token for token what ``generate`` (with the grammar
     mask when ``enforce``) gives, in fewer forward passes.
@@ -180,7 +181,8 @@ def generate_fast(
         budgets: per prompt, the most new tokens.
         bank: mask cache.
         speculate: propose and verify drafts (False: one token per pass).
-        share_prefix: run the common prefix of prompts about one image once.
+        share_prefix: run the common prefix of prompts about one image once (in a pass of its own, when that
+            saves at least ``min_shared`` prompt tokens).
         max_draft: most draft tokens per row and pass.
 
     Returns:
@@ -277,7 +279,10 @@ def generate_fast(
         group_first = [members[0] for members in groups.values()]
         parts = [embed_span(group_first[g], 0, prefix_len[g]) for g in range(n_groups)]
         width = max(prefix_len)
-        if width > 0:
+        # a separate prefix pass pays off only when it saves enough prompt tokens (the image, when it comes
+        # first); a group without a prefix would be an all-padding row
+        saved = sum((size - 1) * p for size, p in zip(sizes, prefix_len))
+        if saved >= min_shared and min(prefix_len) > 0:
             embeds, mask = stack_left(parts, width)
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
             _forward(model, embeds, mask, positions, cache, 1)
@@ -285,9 +290,10 @@ def generate_fast(
             prefix_mask = mask[torch.tensor(row_group, device=device)]
             for row in rows:
                 row.passes += 1
+            starts = [prefix_len[row_group[i]] for i in range(len(rows))]
         else:
             prefix_mask = torch.zeros((len(rows), 0), dtype=torch.long, device=device)
-        starts = [prefix_len[row_group[i]] for i in range(len(rows))]
+            starts = [0] * len(rows)
     else:
         prefix_mask = torch.zeros((len(rows), 0), dtype=torch.long, device=device)
         starts = [0] * len(rows)
