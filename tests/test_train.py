@@ -288,6 +288,33 @@ def test_full_finetune_end_to_end(tmp_path, copy_model_dir, tiny_data):
     assert res.grid.shape == (8, 8) and res.tokens <= 80
 
 
+@pytest.mark.parametrize("train_vision", [False, True])
+def test_full_finetune_trains_vision_tower_only_when_asked(tmp_path, copy_model_dir, tiny_data, train_vision):
+    from safetensors.torch import load_file
+
+    base = copy_model_dir()
+    out = tmp_path / "run"
+    train(
+        str(base), [str(tiny_data.json_path)], out, image_root=tiny_data.root, full=True, train_vision=train_vision,
+        max_steps=2, batch_size=2, lr=1e-2, save_steps=10, logging_steps=1, precision="fp32", progress=False,
+    )
+    before, after = load_file(str(base / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    vision = [k for k in after if "vision_tower" in k and k.endswith("weight")]
+    lm = [k for k in after if "language_model" in k and k.endswith("weight")]
+    assert vision and lm
+    lm_changed = [not torch.equal(before[k], after[k]) for k in lm if k in before]
+    vision_changed = [not torch.equal(before[k], after[k]) for k in vision if k in before]
+    assert lm_changed and vision_changed, "weights saved under other key names than the base model's"
+    assert any(lm_changed)
+    assert any(vision_changed) == train_vision
+
+
+def test_train_vision_needs_full(tmp_path, tiny_model_dir, tiny_data):
+    with pytest.raises(ValueError, match="--train-vision needs --full"):
+        train(str(tiny_model_dir), [str(tiny_data.json_path)], tmp_path / "x", image_root=tiny_data.root,
+              train_vision=True, max_steps=1, progress=False)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("group_by_length", [False, True])
 def test_resume_continues_exactly(tmp_path, copy_model_dir, tiny_data, group_by_length):

@@ -962,6 +962,7 @@ def train(
     max_steps: int | None = None,
     minutes: float | None = None,
     full: bool = False,
+    train_vision: bool = False,
     lora_r: int = 64,
     lora_alpha: int = 128,
     lora_dropout: float = 0.05,
@@ -1013,6 +1014,8 @@ def train(
         max_steps: optimizer steps to run.
         minutes: training-time budget; training stops cleanly, saving, when it is spent.
         full: full fine-tuning of language model + projector instead of LoRA.
+        train_vision: with ``full``, train the vision tower too (it is frozen otherwise). Needed for models whose
+            vision tower is not pretrained, such as ``--model tiny``.
         lora_r, lora_alpha, lora_dropout: LoRA on every language-model linear layer except ``lm_head``.
         lr: learning rate (LoRA or full weights).
         projector_lr: learning rate of the projector (trained fully); None = ``lr``.
@@ -1060,6 +1063,8 @@ def train(
             raise FileNotFoundError(f"--data {source.path}: no such file")
     if full and (load_in_4bit or load_in_8bit):
         raise ValueError("--full cannot train a 4-bit/8-bit model; drop --load-in-4bit/--load-in-8bit")
+    if train_vision and not full:
+        raise ValueError("--train-vision needs --full (a LoRA adapter does not carry vision-tower weights)")
     if max_steps is not None and max_steps < 1:
         raise ValueError(f"max_steps {max_steps}: expected >= 1")
     if minutes is not None and minutes <= 0:
@@ -1140,8 +1145,10 @@ def train(
         is_peft = True
     elif full:
         for name, param in hf_model.named_parameters():
-            frozen = any(name == v or name.startswith(v + ".") for v in vision) and not any(
-                name.startswith(p + ".") for p in projectors
+            frozen = (
+                not train_vision
+                and any(name == v or name.startswith(v + ".") for v in vision)
+                and not any(name.startswith(p + ".") for p in projectors)
             )
             param.requires_grad_(not frozen)
     if is_peft:
@@ -1279,6 +1286,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--max-steps", type=int)
     p.add_argument("--minutes", type=float, help="stop cleanly (saving) after this much training time")
     p.add_argument("--full", action="store_const", const=True, help="full fine-tuning instead of LoRA")
+    p.add_argument("--train-vision", dest="train_vision", action="store_const", const=True,
+                   help="with --full, train the vision tower too (needed for an untrained tower, e.g. --model tiny)")
     p.add_argument("--lora-r", type=int)
     p.add_argument("--lora-alpha", type=int)
     p.add_argument("--lora-dropout", type=float)
