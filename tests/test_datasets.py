@@ -149,7 +149,27 @@ def test_synthetic_is_deterministic_idempotent_and_splits_differ(tmp_path):
     assert list(read_referring("synthetic", tmp_path / "a", "val"))[0].id == "synthetic_val_000000_0"
 
 
+def test_synthetic_difficulty_knobs(tmp_path):
+    single = generate_synthetic(tmp_path, "train", num_images=12, image_size=64, seed=2, max_shapes=1)
+    assert len({s.image for s in single}) == len(single) == 12  # one shape per image
+    # A different difficulty is a different set: the index is rebuilt, not reused.
+    default = generate_synthetic(tmp_path, "train", num_images=12, image_size=64, seed=2)
+    assert len(default) > 12
+    index = json.loads((tmp_path / "synthetic" / "train.json").read_text())
+    assert "max_shapes" not in index  # defaults keep the version-1 index format
+    twins = generate_synthetic(tmp_path / "t", "train", num_images=20, image_size=64, seed=2, twin_rate=1.0)
+    per_image: dict[str, set] = {}
+    for s in twins:
+        per_image.setdefault(s.image, set()).add((s.extra["kind"], s.extra["colour"]))
+    assert len(twins) > 20
+    assert all(len(v) == 1 for v in per_image.values())  # every further shape copies the first one
+
+
 def test_synthetic_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="max_shapes"):
+        generate_synthetic(tmp_path, max_shapes=0)
+    with pytest.raises(ValueError, match="twin_rate"):
+        generate_synthetic(tmp_path, twin_rate=1.5)
     with pytest.raises(ValueError, match="num_images"):
         generate_synthetic(tmp_path, num_images=0)
     with pytest.raises(ValueError, match="split"):

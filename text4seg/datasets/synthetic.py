@@ -208,12 +208,14 @@ def _expressions(shape: _Shape, shapes: Sequence[_Shape]) -> list[str]:
     return out
 
 
-def _compose(rng: random.Random, size: int) -> list[tuple[_Shape, list[str]]]:
+def _compose(
+    rng: random.Random, size: int, max_shapes: int = 4, twin_rate: float = 0.25
+) -> list[tuple[_Shape, list[str]]]:
     while True:
-        count = rng.randint(1, 4)
+        count = rng.randint(1, max_shapes)
         shapes: list[_Shape] = []
         for i in range(count):
-            if i > 0 and rng.random() < 0.25:
+            if i > 0 and rng.random() < twin_rate:
                 # A twin of an earlier shape, so that relations are needed to tell them apart.
                 twin = rng.choice(shapes)
                 kind, colour = twin.kind, twin.colour
@@ -273,6 +275,9 @@ def _index_is_current(path: Path, root: Path, params: dict) -> bool:
         return False
     if not isinstance(index, dict) or any(index.get(k) != v for k, v in params.items()):
         return False
+    difficulty = {"max_shapes": 4, "twin_rate": 0.25}  # defaults, absent from version-1 indexes
+    if any(index.get(k, d) != params.get(k, d) for k, d in difficulty.items()):
+        return False
     return all((root / entry["file"]).is_file() for entry in index.get("images", []))
 
 
@@ -282,10 +287,12 @@ def generate_synthetic(
     num_images: int = 200,
     image_size: int = 224,
     seed: int = 0,
+    max_shapes: int = 4,
+    twin_rate: float = 0.25,
 ) -> list[ReferringSample]:
     """Draw a split of the synthetic dataset and write it under ``root/synthetic``.
 
-    Deterministic for ``(split, num_images, image_size, seed)``; idempotent: when an index with the same
+    Deterministic for ``(split, num_images, image_size, seed, max_shapes, twin_rate)``; idempotent: when an index with the same
     parameters already exists and all its images are present, nothing is rewritten.
 
     Args:
@@ -295,6 +302,9 @@ def generate_synthetic(
         num_images: number of images (>= 1).
         image_size: side of the square images in pixels (>= 32).
         seed: base seed.
+        max_shapes: most shapes per image (each image has 1..max_shapes).
+        twin_rate: chance that a further shape copies the kind and colour of an earlier one, so that only a
+            relation ("left of the green triangle") or a position ("on the left") tells them apart.
 
     Returns:
         One sample per shape (``(image_size, image_size)`` bool masks), in image order.
@@ -303,6 +313,10 @@ def generate_synthetic(
         raise ValueError(f"num_images must be >= 1, got {num_images}")
     if image_size < 32:
         raise ValueError(f"image_size must be >= 32, got {image_size}")
+    if max_shapes < 1:
+        raise ValueError(f"max_shapes must be >= 1, got {max_shapes}")
+    if not 0.0 <= twin_rate <= 1.0:
+        raise ValueError(f"twin_rate must be in [0, 1], got {twin_rate}")
     if not split or any(c in split for c in "/\\") or split.startswith("."):
         raise ValueError(f"split must be a plain name, got {split!r}")
     root = Path(root)
@@ -314,6 +328,9 @@ def generate_synthetic(
         "image_size": image_size,
         "seed": seed,
     }
+    # Non-default difficulty is part of the index identity; defaults keep the index format of version 1.
+    if (max_shapes, twin_rate) != (4, 0.25):
+        params.update(max_shapes=max_shapes, twin_rate=twin_rate)
     if _index_is_current(index_path, root, params):
         return list(read_synthetic(root, split))
 
@@ -324,7 +341,7 @@ def generate_synthetic(
     image_dir.mkdir(parents=True, exist_ok=True)
     entries = []
     for n in range(num_images):
-        described = _compose(rng, image_size)
+        described = _compose(rng, image_size, max_shapes, twin_rate)
         pixels, masks = _render(np_rng, image_size, [s for s, _ in described])
         rel = f"synthetic/{split}/{n:06d}.png"
         final = root / rel
