@@ -27,7 +27,9 @@ class TinyPreset:
     """The tiny-model recipe: data, model, training and evaluation knobs with the current best values.
 
     Data (synthetic referring set, :mod:`text4seg.datasets.synthetic`):
-        train_images, val_images: images per split (each holds 1-4 shapes, every shape 1+ expressions).
+        train_images, val_images: images per split (every shape 1+ expressions).
+        max_shapes, twin_rate: difficulty of the synthetic images (1..max_shapes shapes; chance of a twin
+            shape that only a relation or position tells apart), see ``generate_synthetic``.
         image_pixels: side of the generated square images.
         grid: descriptor grid side (= vision patch grid: image side of the model = grid * patch_size).
         grid_mode, min_fraction: how masks become grids (``descriptors.mask_to_grid``).
@@ -44,14 +46,16 @@ class TinyPreset:
         (None: ``epochs``), epochs, batch_size, grad_accum, lr, projector_lr,
         warmup_ratio, lr_scheduler, weight_decay, fg_weight, cell_noise (input cell-token swap rate against the
         copy-the-cell-above shortcut), full (full fine-tuning; False = LoRA with lora_r,
-        lora_alpha, lora_dropout), logging_steps.
+        lora_alpha, lora_dropout), train_vision (train the from-scratch vision tower too), logging_steps.
     Evaluation:
         eval_expressions: ``"first"`` or ``"all"`` expressions of each held-out shape; eval_batch_size.
     """
 
     # data
-    train_images: int = 400
+    train_images: int = 2000
     val_images: int = 40
+    max_shapes: int = 4
+    twin_rate: float = 0.25
     image_pixels: int = 64
     grid: int = 16
     grid_mode: str = "nearest"
@@ -86,6 +90,7 @@ class TinyPreset:
     fg_weight: float = 3.0
     cell_noise: float = 0.5
     full: bool = True
+    train_vision: bool = True
     lora_r: int = 64
     lora_alpha: int = 128
     lora_dropout: float = 0.05
@@ -127,6 +132,7 @@ class TinyPreset:
             "fg_weight": self.fg_weight,
             "cell_noise": self.cell_noise,
             "full": self.full,
+            "train_vision": self.train_vision,
             "lora_r": self.lora_r,
             "lora_alpha": self.lora_alpha,
             "lora_dropout": self.lora_dropout,
@@ -264,8 +270,9 @@ def quickstart(
     out = Path(out)
     data_root = out / "data"
     print(f"[1/4] synthetic data: {preset.train_images} train + {preset.val_images} held-out images -> {data_root}")
-    train_samples = generate_synthetic(data_root, "train", preset.train_images, preset.image_pixels, seed)
-    val_samples = generate_synthetic(data_root, "val", preset.val_images, preset.image_pixels, seed)
+    difficulty = {"max_shapes": preset.max_shapes, "twin_rate": preset.twin_rate}
+    train_samples = generate_synthetic(data_root, "train", preset.train_images, preset.image_pixels, seed, **difficulty)
+    val_samples = generate_synthetic(data_root, "val", preset.val_images, preset.image_pixels, seed, **difficulty)
     train_json = data_root / "synthetic_train.json"
     n_items = build_referring_json(
         train_samples,
@@ -301,7 +308,7 @@ def quickstart(
     ]
 
     print(f"[3/4] evaluating on {len(val_samples)} held-out shapes (greedy)")
-    segmenter = Segmenter.from_pretrained(model_dir, device="cpu", decoding="plain", batch_size=preset.eval_batch_size)
+    segmenter = Segmenter.from_pretrained(model_dir, device="cpu", batch_size=preset.eval_batch_size)
     meter = ReferSegMeter()
     by_image: dict[str, list] = {}
     for sample in val_samples:
