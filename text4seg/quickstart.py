@@ -54,8 +54,8 @@ class TinyPreset:
     # data
     train_images: int = 2000
     val_images: int = 40
-    max_shapes: int = 4
-    twin_rate: float = 0.25
+    max_shapes: int = 3
+    twin_rate: float = 0.0
     image_pixels: int = 64
     grid: int = 16
     grid_mode: str = "nearest"
@@ -73,10 +73,10 @@ class TinyPreset:
     text_hidden: int = 128
     text_layers: int = 4
     heads: int = 4
-    mlp_ratio: int = 2
+    mlp_ratio: int = 4
     vocab_size: int = 512
     # training
-    minutes: float = 7.0
+    minutes: float = 9.0
     time_schedule: bool = True
     max_steps: int | None = None
     epochs: float = 100.0
