@@ -28,7 +28,7 @@ def _load(name: str):
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="text4seg", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="text4seg", description="Text-as-mask segmentation with multimodal LLMs.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     chosen = None
     if argv:
