@@ -216,21 +216,10 @@ class HFGenerationBackend:
 
     @torch.inference_mode()
     def _generate_plain(self, images: Sequence[Image.Image], prompts: Sequence[str]) -> list[GeneratedText]:
-        from text4seg.model import encode_prompt, prepare_image
+        from text4seg.decoding.hf import encode_inputs
 
         start = time.perf_counter()
-        texts = [self.render(p) for p in prompts]
-        prepared = [prepare_image(image, self.config, self.processor) for image in images]
-        inputs = encode_prompt(self.processor, texts, prepared, padding_side="left")
-        device = self.model.device
-        dtype = getattr(self.model, "dtype", None)
-        batch = {}
-        for key, value in inputs.items():
-            if torch.is_tensor(value):
-                value = value.to(device)
-                if value.is_floating_point() and dtype is not None and dtype.is_floating_point:
-                    value = value.to(dtype)
-            batch[key] = value
+        batch = encode_inputs(self.model, self.processor, self.config, images, prompts, self.render)
         pad_id = self.tokenizer.pad_token_id
         if pad_id is None:
             pad_id = self.tokenizer.eos_token_id
