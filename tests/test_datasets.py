@@ -163,6 +163,28 @@ def test_synthetic_difficulty_knobs(tmp_path):
         per_image.setdefault(s.image, set()).add((s.extra["kind"], s.extra["colour"]))
     assert len(twins) > 20
     assert all(len(v) == 1 for v in per_image.values())  # every further shape copies the first one
+    distinct = generate_synthetic(tmp_path / "d", "train", num_images=40, image_size=64, seed=2, max_shapes=6,
+                                  twin_rate=0.0, distinct_colours=True)
+    for s in distinct:
+        assert s.expressions[0].split()[1] == s.extra["colour"]  # colour + kind comes first
+    colours = _colours_per_image(distinct)
+    assert all(len(v) == len(set(v)) for v in colours.values()) and max(len(v) for v in colours.values()) > 3
+    index = json.loads((tmp_path / "d" / "synthetic" / "train.json").read_text())
+    assert index["distinct_colours"] is True
+    mixed = generate_synthetic(tmp_path / "d", "train", num_images=40, image_size=64, seed=2, max_shapes=6,
+                               twin_rate=0.0)
+    assert any(len(set(c)) < len(c) for c in _colours_per_image(mixed).values())  # rebuilt, colours repeat
+    big = generate_synthetic(tmp_path / "b", "train", num_images=30, image_size=64, seed=2, shape_size=(0.3, 0.4))
+    sides = [s.extra["box"][2] - s.extra["box"][0] for s in big]
+    assert min(sides) >= round(0.3 * 64) and max(sides) <= round(0.4 * 64)
+    assert json.loads((tmp_path / "b" / "synthetic" / "train.json").read_text())["shape_size"] == [0.3, 0.4]
+
+
+def _colours_per_image(samples) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for s in samples:
+        out.setdefault(s.image, []).append(s.extra["colour"])
+    return out
 
 
 def test_synthetic_bad_arguments(tmp_path):
@@ -170,6 +192,10 @@ def test_synthetic_bad_arguments(tmp_path):
         generate_synthetic(tmp_path, max_shapes=0)
     with pytest.raises(ValueError, match="twin_rate"):
         generate_synthetic(tmp_path, twin_rate=1.5)
+    with pytest.raises(ValueError, match="shape_size"):
+        generate_synthetic(tmp_path, shape_size=(0.5, 0.2))
+    with pytest.raises(ValueError, match="distinct_colours"):
+        generate_synthetic(tmp_path, max_shapes=7, distinct_colours=True)
     with pytest.raises(ValueError, match="num_images"):
         generate_synthetic(tmp_path, num_images=0)
     with pytest.raises(ValueError, match="split"):

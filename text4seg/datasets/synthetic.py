@@ -124,8 +124,16 @@ def _boxes_clear(box: tuple[int, int, int, int], others: Sequence[_Shape]) -> bo
     return True
 
 
-def _place(rng: random.Random, size: int, placed: Sequence[_Shape], kind: str, colour: str) -> _Shape | None:
-    side = rng.uniform(_MIN_FRACTION, _MAX_FRACTION) * size
+def _place(
+    rng: random.Random,
+    size: int,
+    placed: Sequence[_Shape],
+    kind: str,
+    colour: str,
+    sides: tuple[float, float] = (_MIN_FRACTION, _MAX_FRACTION),
+) -> _Shape | None:
+    low, high = sides
+    side = rng.uniform(low, high) * size
     while True:
         s = max(int(round(side)), 3)
         for _ in range(30):
@@ -134,9 +142,9 @@ def _place(rng: random.Random, size: int, placed: Sequence[_Shape], kind: str, c
             box = (x0, y0, x0 + s, y0 + s)
             if _boxes_clear(box, placed):
                 return _Shape(kind, colour, box)
-        if side <= _MIN_FRACTION * size:
+        if side <= low * size:
             return None
-        side = max(side * 0.8, _MIN_FRACTION * size)
+        side = max(side * 0.8, low * size)
 
 
 def _describe(colour: str | None, kind: str | None) -> str:
@@ -209,7 +217,12 @@ def _expressions(shape: _Shape, shapes: Sequence[_Shape]) -> list[str]:
 
 
 def _compose(
-    rng: random.Random, size: int, max_shapes: int = 4, twin_rate: float = 0.25
+    rng: random.Random,
+    size: int,
+    max_shapes: int = 4,
+    twin_rate: float = 0.25,
+    distinct_colours: bool = False,
+    sides: tuple[float, float] = (_MIN_FRACTION, _MAX_FRACTION),
 ) -> list[tuple[_Shape, list[str]]]:
     while True:
         count = rng.randint(1, max_shapes)
@@ -220,8 +233,9 @@ def _compose(
                 twin = rng.choice(shapes)
                 kind, colour = twin.kind, twin.colour
             else:
-                kind, colour = rng.choice(SHAPES), rng.choice(sorted(COLOURS))
-            placed = _place(rng, size, shapes, kind, colour)
+                used = {s.colour for s in shapes} if distinct_colours else set()
+                kind, colour = rng.choice(SHAPES), rng.choice(sorted(set(COLOURS) - used))
+            placed = _place(rng, size, shapes, kind, colour, sides)
             if placed is not None:
                 shapes.append(placed)
         described = [(s, _expressions(s, shapes)) for s in shapes]
@@ -275,7 +289,13 @@ def _index_is_current(path: Path, root: Path, params: dict) -> bool:
         return False
     if not isinstance(index, dict) or any(index.get(k) != v for k, v in params.items()):
         return False
-    difficulty = {"max_shapes": 4, "twin_rate": 0.25}  # defaults, absent from version-1 indexes
+    # defaults, absent from version-1 indexes
+    difficulty = {
+        "max_shapes": 4,
+        "twin_rate": 0.25,
+        "distinct_colours": False,
+        "shape_size": [_MIN_FRACTION, _MAX_FRACTION],
+    }
     if any(index.get(k, d) != params.get(k, d) for k, d in difficulty.items()):
         return False
     return all((root / entry["file"]).is_file() for entry in index.get("images", []))
@@ -289,11 +309,13 @@ def generate_synthetic(
     seed: int = 0,
     max_shapes: int = 4,
     twin_rate: float = 0.25,
+    distinct_colours: bool = False,
+    shape_size: tuple[float, float] = (_MIN_FRACTION, _MAX_FRACTION),
 ) -> list[ReferringSample]:
     """Draw a split of the synthetic dataset and write it under ``root/synthetic``.
 
-    Deterministic for ``(split, num_images, image_size, seed, max_shapes, twin_rate)``; idempotent: when an index with the same
-    parameters already exists and all its images are present, nothing is rewritten.
+    Deterministic for its arguments; idempotent: when an index with the same parameters already exists and all
+    its images are present, nothing is rewritten.
 
     Args:
         root: data root; images go to ``root/synthetic/<split>/NNNNNN.png``, the index to
@@ -305,6 +327,10 @@ def generate_synthetic(
         max_shapes: most shapes per image (each image has 1..max_shapes).
         twin_rate: chance that a further shape copies the kind and colour of an earlier one, so that only a
             relation ("left of the green triangle") or a position ("on the left") tells them apart.
+        distinct_colours: every shape of an image that is not a twin gets a colour of its own (at most
+            ``len(COLOURS)`` such shapes per image), so its colour alone picks it out.
+        shape_size: (smallest, largest) side of a shape's box as a share of the image side; a shape that does
+            not fit shrinks towards the smallest.
 
     Returns:
         One sample per shape (``(image_size, image_size)`` bool masks), in image order.
@@ -317,6 +343,11 @@ def generate_synthetic(
         raise ValueError(f"max_shapes must be >= 1, got {max_shapes}")
     if not 0.0 <= twin_rate <= 1.0:
         raise ValueError(f"twin_rate must be in [0, 1], got {twin_rate}")
+    shape_size = (float(shape_size[0]), float(shape_size[1]))
+    if not 0.0 < shape_size[0] <= shape_size[1] <= 1.0:
+        raise ValueError(f"shape_size must be (smallest, largest) with 0 < smallest <= largest <= 1, got {shape_size}")
+    if distinct_colours and max_shapes > len(COLOURS):
+        raise ValueError(f"distinct_colours: at most {len(COLOURS)} shapes per image, got max_shapes {max_shapes}")
     if not split or any(c in split for c in "/\\") or split.startswith("."):
         raise ValueError(f"split must be a plain name, got {split!r}")
     root = Path(root)
@@ -331,6 +362,10 @@ def generate_synthetic(
     # Non-default difficulty is part of the index identity; defaults keep the index format of version 1.
     if (max_shapes, twin_rate) != (4, 0.25):
         params.update(max_shapes=max_shapes, twin_rate=twin_rate)
+    if distinct_colours:
+        params.update(distinct_colours=True)
+    if shape_size != (_MIN_FRACTION, _MAX_FRACTION):
+        params.update(shape_size=list(shape_size))
     if _index_is_current(index_path, root, params):
         return list(read_synthetic(root, split))
 
@@ -341,7 +376,7 @@ def generate_synthetic(
     image_dir.mkdir(parents=True, exist_ok=True)
     entries = []
     for n in range(num_images):
-        described = _compose(rng, image_size, max_shapes, twin_rate)
+        described = _compose(rng, image_size, max_shapes, twin_rate, distinct_colours, shape_size)
         pixels, masks = _render(np_rng, image_size, [s for s, _ in described])
         rel = f"synthetic/{split}/{n:06d}.png"
         final = root / rel
