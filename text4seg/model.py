@@ -499,11 +499,17 @@ def _adds_special_tokens(tokenizer) -> bool:
 
 
 def encode_prompt(
-    processor, texts: Sequence[str], images: Sequence[Image.Image] | None, padding_side: str | None = None
+    processor,
+    texts: Sequence[str],
+    images: Sequence[Image.Image] | None,
+    padding_side: str | None = None,
+    image_size: tuple[int, int] | None = None,
 ) -> dict:
     """Tokenize rendered prompt texts (one image each) through the processor, as tensors.
 
-    Does not add a second BOS when the chat template already wrote one.
+    Does not add a second BOS when the chat template already wrote one. ``image_size`` (H, W) overrides the
+    image processor's resize and crop size (the low-resolution stage of a training curriculum); the number of
+    image tokens follows from it.
 
     Returns:
         The processor's BatchFeature (``input_ids`` (B, L) int64, ``attention_mask``, ``pixel_values``, ...),
@@ -515,6 +521,9 @@ def encode_prompt(
     kwargs: dict[str, Any] = {"text": list(texts), "return_tensors": "pt", "add_special_tokens": add_special}
     if images:
         kwargs["images"] = list(images)
+        if image_size is not None:
+            height, width = image_size
+            kwargs["size"] = kwargs["crop_size"] = {"height": int(height), "width": int(width)}
     if len(texts) > 1:
         kwargs["padding"] = True
         if padding_side is not None:

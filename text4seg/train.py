@@ -25,7 +25,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from text4seg.descriptors import (
     extract_descriptor,
     ids_to_labels,
     mask_to_grid,
+    parse_grid_size,
 )
 from text4seg.model import (
     adapter_base,
@@ -63,6 +64,7 @@ __all__ = [
     "descriptor_shape",
     "Text4SegDataset",
     "Text4SegCollator",
+    "stage_config",
     "time_limit_callback",
     "TrainResult",
     "train",
@@ -227,6 +229,32 @@ class _DescriptorConverter:
         return answer[:start] + new + answer[start + len(descriptor) :]
 
 
+def stage_config(config: Text4SegConfig, grid: int | str | tuple[int, int]) -> Text4SegConfig:
+    """The config of a low-resolution curriculum stage: a coarser ``grid`` and the image size scaled with it
+    (so the vision tower sees proportionally fewer patches and the answer has fewer cells).
+
+    Raises:
+        ValueError: ``config`` has no fixed image size or does not stretch images, ``grid`` is not coarser than
+            ``config.grid`` in both directions, or the scaled image size is not a whole number of pixels.
+    """
+    low = parse_grid_size(grid)
+    if config.image_size is None or config.resize != "stretch":
+        raise ValueError(
+            "curriculum: needs a model whose text4seg_config.json has a fixed image_size and resize 'stretch'"
+        )
+    if low[0] >= config.grid[0] or low[1] >= config.grid[1]:
+        raise ValueError(
+            f"curriculum grid {low[0]}x{low[1]}: must be coarser than the model's grid {config.grid[0]}x{config.grid[1]}"
+        )
+    (height, width), (rows, cols) = config.image_size, config.grid
+    if (height * low[0]) % rows or (width * low[1]) % cols:
+        raise ValueError(
+            f"curriculum grid {low[0]}x{low[1]}: the image size {height}x{width} does not scale to it in whole "
+            f"pixels (grid {rows}x{cols})"
+        )
+    return replace(config, grid=low, image_size=(height * low[0] // rows, width * low[1] // cols))
+
+
 # --------------------------------------------------------------------------------------------------------------
 # dataset
 
@@ -303,6 +331,8 @@ class Text4SegDataset(torch.utils.data.Dataset):
         if cell_noise > 0 and not self._cells:
             logger.warning("cell_noise: the tokenizer has no one-token descriptor cells; no noise is applied")
         self.converter = _DescriptorConverter(config)
+        self.stage: Text4SegConfig | None = None
+        self._stage_converter: _DescriptorConverter | None = None
         self.skipped: list[str] = []
         self.items: list[_Item] = []
         self.order: list[int] = []
@@ -411,6 +441,21 @@ class Text4SegDataset(torch.utils.data.Dataset):
         chars = sum(len(q) + len(a) for q, a in rounds)
         return _Item(-1, index, item_id, image_path, crop, rounds, chars)
 
+    # ---- curriculum
+    def set_stage(self, grid: int | str | tuple[int, int] | None) -> None:
+        """Serve items on a coarser descriptor grid with proportionally smaller images (the low-resolution
+        stage of a curriculum), or, with None, on the model's own grid and image size.
+
+        Raises:
+            ValueError: the config has no fixed image size (or does not stretch), the grid is not coarser than
+                the model's, or the image size does not scale to it in whole pixels.
+        """
+        if grid is None:
+            self.stage, self._stage_converter = None, None
+            return
+        self.stage = stage_config(self.config, grid)
+        self._stage_converter = _DescriptorConverter(self.stage)
+
     # ---- access
     def __len__(self) -> int:
         return len(self.order)
@@ -426,7 +471,7 @@ class Text4SegDataset(torch.utils.data.Dataset):
             with_image = k == 0 and item.image is not None
             text = _IMAGE_TAG.sub(" ", question).strip() if "<image>" in question else question
             messages.append({"role": "user", "content": user_content(text, self.config.image_position, with_image)})
-            answer = self.converter.convert(answer)
+            answer = (self._stage_converter or self.converter).convert(answer)
             messages.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
         return messages
 
@@ -442,7 +487,7 @@ class Text4SegDataset(torch.utils.data.Dataset):
             if right <= left or bottom <= top:
                 raise ValueError(f"item {item.id!r}: crop_size {list(item.crop)} is outside image {item.image}")
             image = image.crop((left, top, right, bottom))
-        return prepare_image(image, self.config, self.processor)
+        return prepare_image(image, self.stage or self.config, self.processor)
 
     def encode(self, item: _Item) -> dict[str, torch.Tensor]:
         """Tokenize one item: chat template, image tokens, labels only on assistant turns."""
@@ -461,7 +506,12 @@ class Text4SegDataset(torch.utils.data.Dataset):
             pieces.append((full[len(prompt) :], True))
             done = full
         image = self._image(item) if item.image is not None else None
-        first = encode_prompt(self.processor, [pieces[0][0]], [image] if image is not None else None)
+        first = encode_prompt(
+            self.processor,
+            [pieces[0][0]],
+            [image] if image is not None else None,
+            image_size=self.stage.image_size if self.stage is not None else None,
+        )
         ids = first["input_ids"][0].tolist()
         extras = {key: value for key, value in first.items() if key not in ("input_ids", "attention_mask")}
         per_token = {k for k, v in extras.items() if torch.is_tensor(v) and v.dim() == 2 and v.shape == (1, len(ids))}
@@ -605,6 +655,50 @@ class _TimeSchedule:
         return 0.5 * (1.0 + math.cos(math.pi * rest))
 
 
+class PositionInterpolation:
+    """Makes a vision tower accept images smaller (or larger) than its native size by interpolating its
+    position embeddings: a forward pre-hook that sets ``interpolate_pos_encoding=True`` on every module whose
+    ``forward`` takes that argument (the embeddings of CLIP, SigLIP and similar towers).
+
+    Needed because multimodal ``forward`` methods do not pass the flag down to the vision tower.
+
+    Raises:
+        ValueError: the model has no such module.
+    """
+
+    def __init__(self, model: Any) -> None:
+        import inspect
+
+        self.modules = []
+        for module in model.modules():
+            try:
+                params = inspect.signature(module.forward).parameters
+            except (TypeError, ValueError):
+                continue
+            if "interpolate_pos_encoding" in params and callable(getattr(module, "interpolate_pos_encoding", None)):
+                self.modules.append(module)
+        if not self.modules:
+            raise ValueError(
+                f"curriculum: the vision tower of {type(model).__name__} cannot interpolate its position "
+                "embeddings (no module with an interpolate_pos_encoding option), so it cannot take smaller images"
+            )
+        self.handles: list[Any] = []
+
+    @staticmethod
+    def _hook(module, args, kwargs):
+        kwargs["interpolate_pos_encoding"] = True
+        return args, kwargs
+
+    def enable(self) -> None:
+        if not self.handles:
+            self.handles = [m.register_forward_pre_hook(self._hook, with_kwargs=True) for m in self.modules]
+
+    def disable(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []
+
+
 def _is_peft(model: Any) -> bool:
     try:
         from peft import PeftModel
@@ -705,7 +799,57 @@ def _callback_classes() -> dict[str, type]:
             return control
 
 
-    _CALLBACKS.update(time_limit=TimeLimitCallback, time_progress=_TimeProgress, config_saver=_ConfigSaver)
+    class _Curriculum(TrainerCallback):
+        """Low-resolution first stage: the dataset serves a coarser grid with smaller images (and the vision
+        tower interpolates its position embeddings) until ``fraction`` of the training is done, by time with a
+        time budget, else by steps; then the model's own grid and size. The step of the switch is logged in
+        the trainer state, so a resumed run knows whether the first stage is over."""
+
+        def __init__(self, dataset: Text4SegDataset, interpolation: PositionInterpolation, grid: tuple[int, int],
+                     fraction: float, minutes: float | None) -> None:
+            self.dataset, self.interpolation, self.grid = dataset, interpolation, grid
+            self.fraction, self.seconds = float(fraction), None if minutes is None else float(minutes) * 60.0
+            self.start = 0.0
+            self.active = False
+
+        def _set(self, active: bool) -> None:
+            self.active = active
+            self.dataset.set_stage(self.grid if active else None)
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.start = time.monotonic()
+            done = any("curriculum_end" in entry for entry in state.log_history)
+            if self.seconds is None and state.global_step >= self.fraction * state.max_steps:
+                done = True
+            self._set(not done)
+            if self.active:
+                # Stays on to the end: a batch prefetched before the switch may still hold small images, and
+                # at the native size the interpolation returns the position embeddings unchanged.
+                self.interpolation.enable()
+                logger.info("curriculum: training on a %dx%d grid with %dx%d images first", *self.grid,
+                            *self.dataset.stage.image_size)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if not self.active:
+                return control
+            if self.seconds is not None:
+                over = time.monotonic() - self.start >= self.fraction * self.seconds
+            else:
+                over = state.global_step >= self.fraction * state.max_steps
+            if over:
+                self._set(False)
+                state.log_history.append({"curriculum_end": state.global_step, "step": state.global_step})
+                logger.info("curriculum: step %d, switching to the model's %dx%d grid", state.global_step,
+                            *self.dataset.config.grid)
+            return control
+
+        def on_train_end(self, args, state, control, **kwargs):
+            self._set(False)
+            self.interpolation.disable()
+
+    _CALLBACKS.update(
+        time_limit=TimeLimitCallback, time_progress=_TimeProgress, config_saver=_ConfigSaver, curriculum=_Curriculum
+    )
     return _CALLBACKS
 
 
@@ -998,6 +1142,8 @@ def train(
     image_size: int | str | tuple[int, int] | None = None,
     tiny: dict[str, Any] | None = None,
     time_schedule: bool = False,
+    curriculum_grid: int | str | tuple[int, int] | None = None,
+    curriculum_fraction: float = 0.25,
     callbacks: Sequence[Any] = (),
     progress: bool = True,
     trust_remote_code: bool = False,
@@ -1043,6 +1189,12 @@ def train(
         time_schedule: with ``minutes``: warmup and decay follow the share of the time budget spent instead of
             the step count, so the schedule ends when the budget does whatever the machine's speed (not
             reproducible step for step; resuming restarts the clock).
+        curriculum_grid: a coarser grid (e.g. 8 for a 16x16 model) to train on first, with the images scaled
+            down by the same factor and the vision tower's position embeddings interpolated: far shorter
+            sequences, on which a from-scratch model learns to ground the query much sooner; what it learns
+            carries over to the full resolution. None: no curriculum.
+        curriculum_fraction: share of the training spent on ``curriculum_grid``: of the time budget with
+            ``minutes``, else of the steps.
         callbacks: extra ``transformers.TrainerCallback`` objects.
         progress: show the tqdm progress bar.
         trust_remote_code: passed to transformers.
@@ -1069,6 +1221,11 @@ def train(
         raise ValueError(f"max_steps {max_steps}: expected >= 1")
     if minutes is not None and minutes <= 0:
         raise ValueError(f"minutes {minutes}: expected > 0")
+    if curriculum_grid is not None:
+        if not 0.0 < curriculum_fraction < 1.0:
+            raise ValueError(f"curriculum_fraction {curriculum_fraction}: expected a share in (0, 1)")
+        if workers:
+            raise ValueError("--curriculum-grid needs --workers 0 (worker processes would not see the switch)")
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     set_seed(seed)
@@ -1114,6 +1271,10 @@ def train(
         config=config,
     )
     hf_model, processor = loaded.model, loaded.processor
+    curriculum = None
+    if curriculum_grid is not None:
+        stage_config(config, curriculum_grid)  # fail before training when the sizes do not work out
+        curriculum = (parse_grid_size(curriculum_grid), PositionInterpolation(hf_model))
     tokenizer = getattr(processor, "tokenizer", processor)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
@@ -1216,7 +1377,13 @@ def train(
         train_dataset=dataset,
         data_collator=Text4SegCollator(tokenizer.pad_token_id),
         processing_class=processor,
-        callbacks=[classes["config_saver"](config), *([time_limit] if time_limit else []), *callbacks],
+        callbacks=[
+            classes["config_saver"](config),
+            *([time_limit] if time_limit else []),
+            *([classes["curriculum"](dataset, curriculum[1], curriculum[0], curriculum_fraction, minutes)]
+              if curriculum else []),
+            *callbacks,
+        ],
         projector_lr=projector_lr,
         projector_params=projector_params,
         time_schedule=_TimeSchedule(minutes * 60.0, warmup_ratio, lr_scheduler) if time_schedule else None,
@@ -1300,6 +1467,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--lr-scheduler", help="cosine (default), linear, constant, ... (transformers names)")
     p.add_argument("--time-schedule", action="store_const", const=True,
                    help="with --minutes: warmup/decay follow the time budget instead of the step count")
+    p.add_argument("--curriculum-grid", metavar="GRID",
+                   help="train on this coarser grid first, images scaled down to match, e.g. 8 for a 16x16 model")
+    p.add_argument("--curriculum-fraction", type=float,
+                   help="share of the training (of --minutes, else of the steps) on --curriculum-grid (0.25)")
     p.add_argument("--max-length", type=int)
     p.add_argument("--save-steps", type=int)
     p.add_argument("--save-total-limit", type=int)
