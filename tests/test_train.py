@@ -489,7 +489,7 @@ def test_quickstart_smoke(tmp_path, capsys):
     result = quickstart(
         tmp_path / "qs", minutes=1.0, progress=False, train_images=4, val_images=2, image_pixels=32, grid=8,
         vision_hidden=32, vision_layers=1, text_hidden=64, text_layers=1, heads=2, vocab_size=300, max_steps=2,
-        batch_size=2, eval_batch_size=4,
+        batch_size=2, eval_batch_size=4, curriculum_grid=4, curriculum_fraction=0.5,
     )
     out = capsys.readouterr().out
     assert "held-out cIoU" in out and str(result.mask_path) in out
@@ -549,3 +549,129 @@ def test_cell_noise_swaps_inputs_not_targets(loaded, tiny_data):
         assert a["labels"][k] != -100
     with pytest.raises(ValueError, match="cell_noise"):
         Text4SegDataset([tiny_data.json_path], loaded.processor, loaded.config, cell_noise=1.0)
+
+
+# ------------------------------------------------------------------------------------------------ curriculum
+
+
+def test_stage_config_scales_grid_and_image():
+    from text4seg.train import stage_config
+
+    config = Text4SegConfig(grid=16, image_size=64, descriptor_form="plain", fg_label="target")
+    low = stage_config(config, 8)
+    assert low.grid == (8, 8) and low.image_size == (32, 32)
+    assert (low.descriptor_form, low.fg_label, low.question_template) == ("plain", "target", config.question_template)
+    assert config.grid == (16, 16) and config.image_size == (64, 64)  # not modified
+    wide = stage_config(Text4SegConfig(grid="16x24", image_size="64x96"), "4x6")
+    assert wide.grid == (4, 6) and wide.image_size == (16, 24)
+    with pytest.raises(ValueError, match="coarser than the model's grid 16x16"):
+        stage_config(config, 16)
+    with pytest.raises(ValueError, match="coarser"):
+        stage_config(config, "8x16")
+    assert stage_config(config, 3).image_size == (12, 12)
+    with pytest.raises(ValueError, match="image size 60x60 does not scale"):
+        stage_config(Text4SegConfig(grid=16, image_size=60), 3)
+    with pytest.raises(ValueError, match="fixed image_size"):
+        stage_config(Text4SegConfig(grid=16), 8)
+    with pytest.raises(ValueError, match="fixed image_size"):
+        stage_config(Text4SegConfig(grid=16, image_size=64, resize="none"), 8)
+
+
+def test_dataset_stage_serves_a_coarser_grid_and_smaller_images(loaded, tiny_data):
+    from text4seg.descriptors import decode_descriptor, extract_descriptor, mask_to_grid
+
+    ds = Text4SegDataset([tiny_data.json_path], loaded.processor, loaded.config)
+    tok = loaded.processor.tokenizer
+    image_id = loaded.model.config.image_token_id
+    full = ds[0]
+    ds.set_stage(4)
+    low = ds[0]
+    assert tuple(full["pixel_values"].shape) == (1, 3, 32, 32) and tuple(low["pixel_values"].shape) == (1, 3, 16, 16)
+    assert int((full["input_ids"] == image_id).sum()) == 64 and int((low["input_ids"] == image_id).sum()) == 16
+
+    def answer_grid(item, size):
+        answer = tok.decode(item["labels"][item["labels"] != -100].tolist())
+        return decode_descriptor(extract_descriptor(answer), size, size).labels
+
+    full_grid = answer_grid(full, 8)
+    expected = np.where(mask_to_grid(full_grid == "target", 4, 4, mode="nearest"), "target", "others")
+    assert (answer_grid(low, 4) == expected).all()
+    ds.set_stage(None)
+    again = ds[0]
+    assert torch.equal(again["input_ids"], full["input_ids"]) and torch.equal(again["pixel_values"], full["pixel_values"])
+
+
+def test_position_interpolation_lets_the_tower_take_small_images(loaded):
+    from text4seg.train import PositionInterpolation
+
+    model = loaded.model
+    ids = torch.tensor([[1] + [model.config.image_token_id] * 16 + [5]])
+    small = torch.randn(1, 3, 16, 16)
+    with pytest.raises(ValueError):
+        model(input_ids=ids, pixel_values=small)
+    interpolation = PositionInterpolation(model)
+    native_ids = torch.tensor([[1] + [model.config.image_token_id] * 64 + [5]])
+    native = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        before = model(input_ids=native_ids, pixel_values=native).logits
+        try:
+            interpolation.enable()
+            interpolation.enable()  # idempotent
+            logits = model(input_ids=ids, pixel_values=small).logits
+            assert logits.shape == (1, 18, model.config.text_config.vocab_size)
+            torch.testing.assert_close(model(input_ids=native_ids, pixel_values=native).logits, before)
+        finally:
+            interpolation.disable()
+    with pytest.raises(ValueError):
+        model(input_ids=ids, pixel_values=small)
+    with pytest.raises(ValueError, match="cannot interpolate"):
+        PositionInterpolation(torch.nn.Linear(2, 2))
+
+
+@pytest.mark.slow
+def test_curriculum_trains_coarse_first_then_switches_and_resumes(tmp_path, copy_model_dir, tiny_data, monkeypatch):
+    from transformers import TrainerCallback
+
+    from text4seg import train as train_module
+
+    seen: list[int] = []
+    collate = train_module.Text4SegCollator.__call__
+
+    def spy(self, features):
+        batch = collate(self, features)
+        seen.append(int(batch["pixel_values"].shape[-1]))
+        return batch
+
+    monkeypatch.setattr(train_module.Text4SegCollator, "__call__", spy)
+
+    class StopAt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 3:
+                control.should_training_stop = True
+                control.should_save = True
+            return control
+
+    model = str(copy_model_dir())
+    common = dict(image_root=tiny_data.root, full=True, max_steps=4, batch_size=2, lr=1e-3, save_steps=100,
+                  logging_steps=1, precision="fp32", progress=False, curriculum_grid=4, curriculum_fraction=0.5)
+    first = train(model, [str(tiny_data.json_path)], tmp_path / "run", callbacks=[StopAt()], **common)
+    assert first.global_step == 3
+    assert {"curriculum_end": 2, "step": 2} in first.log_history
+    # Steps 1-2 on 16 px (4 x 4 grid); a batch fetched ahead of the switch may still be small; then 32 px.
+    assert seen[:2] == [16, 16] and seen[-1] == 32 and seen == sorted(seen, reverse=False)
+    assert Text4SegConfig.load(tmp_path / "run" / "checkpoint-3").grid == (8, 8)
+    seen.clear()
+    resumed = train(model, [str(tiny_data.json_path)], tmp_path / "run", resume=True, **common)
+    assert resumed.global_step == 4 and seen and set(seen) == {32}
+    assert Text4SegConfig.load(tmp_path / "run").grid == (8, 8)
+
+
+def test_curriculum_options_are_checked(tmp_path, tiny_model_dir, tiny_data):
+    common = dict(image_root=tiny_data.root, max_steps=1, progress=False)
+    with pytest.raises(ValueError, match="curriculum_fraction"):
+        train(str(tiny_model_dir), [str(tiny_data.json_path)], tmp_path / "a", curriculum_grid=4,
+              curriculum_fraction=1.0, **common)
+    with pytest.raises(ValueError, match="--workers 0"):
+        train(str(tiny_model_dir), [str(tiny_data.json_path)], tmp_path / "b", curriculum_grid=4, workers=2, **common)
+    with pytest.raises(ValueError, match="coarser"):
+        train(str(tiny_model_dir), [str(tiny_data.json_path)], tmp_path / "c", curriculum_grid=8, full=True, **common)

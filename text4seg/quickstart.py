@@ -28,8 +28,9 @@ class TinyPreset:
 
     Data (synthetic referring set, :mod:`text4seg.datasets.synthetic`):
         train_images, val_images: images per split (every shape 1+ expressions).
-        max_shapes, twin_rate: difficulty of the synthetic images (1..max_shapes shapes; chance of a twin
-            shape that only a relation or position tells apart), see ``generate_synthetic``.
+        max_shapes, twin_rate, distinct_colours, shape_size: difficulty of the synthetic images
+            (1..max_shapes shapes; chance of a twin shape that only a relation or position tells apart; one
+            colour per shape; box side range as a share of the image side), see ``generate_synthetic``.
         image_pixels: side of the generated square images.
         grid: descriptor grid side (= vision patch grid: image side of the model = grid * patch_size).
         grid_mode, min_fraction: how masks become grids (``descriptors.mask_to_grid``).
@@ -45,7 +46,9 @@ class TinyPreset:
         minutes (time budget), time_schedule (warmup/decay follow the time budget, not steps), max_steps
         (None: ``epochs``), epochs, batch_size, grad_accum, lr, projector_lr,
         warmup_ratio, lr_scheduler, weight_decay, fg_weight, cell_noise (input cell-token swap rate against the
-        copy-the-cell-above shortcut), full (full fine-tuning; False = LoRA with lora_r,
+        copy-the-cell-above shortcut), curriculum_grid and curriculum_fraction (train on a coarser grid with
+        smaller images for that share of the budget first: short sequences, on which the model learns to
+        ground the query; None = no curriculum), full (full fine-tuning; False = LoRA with lora_r,
         lora_alpha, lora_dropout), train_vision (train the from-scratch vision tower too), logging_steps.
     Evaluation:
         eval_expressions: ``"first"`` or ``"all"`` expressions of each held-out shape; eval_batch_size.
@@ -56,6 +59,8 @@ class TinyPreset:
     val_images: int = 40
     max_shapes: int = 3
     twin_rate: float = 0.0
+    distinct_colours: bool = True
+    shape_size: tuple[float, float] = (0.3, 0.5)
     image_pixels: int = 64
     grid: int = 16
     grid_mode: str = "nearest"
@@ -65,7 +70,7 @@ class TinyPreset:
     question_template: str = "Segment {expression}."
     answer_sentence: str = "Here is the mask."
     image_position: str = "after"
-    expressions: str = "all"
+    expressions: str = "first"
     # model
     patch_size: int = 4
     vision_hidden: int = 64
@@ -89,6 +94,8 @@ class TinyPreset:
     weight_decay: float = 0.0
     fg_weight: float = 3.0
     cell_noise: float = 0.5
+    curriculum_grid: int | None = 8
+    curriculum_fraction: float = 0.35
     full: bool = True
     train_vision: bool = True
     lora_r: int = 64
@@ -131,6 +138,8 @@ class TinyPreset:
             "weight_decay": self.weight_decay,
             "fg_weight": self.fg_weight,
             "cell_noise": self.cell_noise,
+            "curriculum_grid": self.curriculum_grid,
+            "curriculum_fraction": self.curriculum_fraction,
             "full": self.full,
             "train_vision": self.train_vision,
             "lora_r": self.lora_r,
@@ -270,7 +279,12 @@ def quickstart(
     out = Path(out)
     data_root = out / "data"
     print(f"[1/4] synthetic data: {preset.train_images} train + {preset.val_images} held-out images -> {data_root}")
-    difficulty = {"max_shapes": preset.max_shapes, "twin_rate": preset.twin_rate}
+    difficulty = {
+        "max_shapes": preset.max_shapes,
+        "twin_rate": preset.twin_rate,
+        "distinct_colours": preset.distinct_colours,
+        "shape_size": preset.shape_size,
+    }
     train_samples = generate_synthetic(data_root, "train", preset.train_images, preset.image_pixels, seed, **difficulty)
     val_samples = generate_synthetic(data_root, "val", preset.val_images, preset.image_pixels, seed, **difficulty)
     train_json = data_root / "synthetic_train.json"
