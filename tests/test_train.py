@@ -53,6 +53,20 @@ def _plain(grid_rows: list[str]) -> str:
     return encode_descriptor(np.array([list(r) for r in grid_rows], dtype=object), rle=False)
 
 
+def _stop_at(step: int):
+    """A TrainerCallback that stops training, saving a checkpoint, after ``step``."""
+    from transformers import TrainerCallback
+
+    class StopAt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == step:
+                control.should_training_stop = True
+                control.should_save = True
+            return control
+
+    return StopAt()
+
+
 def _grid(h, w, fg=lambda i, j: False, label="target"):
     return np.array([[label if fg(i, j) else "others" for j in range(w)] for i in range(h)], dtype=object)
 
@@ -318,20 +332,11 @@ def test_train_vision_needs_full(tmp_path, tiny_model_dir, tiny_data):
 @pytest.mark.slow
 @pytest.mark.parametrize("group_by_length", [False, True])
 def test_resume_continues_exactly(tmp_path, copy_model_dir, tiny_data, group_by_length):
-    from transformers import TrainerCallback
-
-    class StopAt(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step == 2:
-                control.should_training_stop = True
-                control.should_save = True
-            return control
-
     model = str(copy_model_dir())
     common = dict(image_root=tiny_data.root, full=True, max_steps=4, batch_size=2, lr=1e-3, save_steps=100,
                   logging_steps=1, precision="fp32", progress=False, seed=3, group_by_length=group_by_length)
     straight = train(model, [str(tiny_data.json_path)], tmp_path / "straight", **common)
-    first = train(model, [str(tiny_data.json_path)], tmp_path / "cut", callbacks=[StopAt()], **common)
+    first = train(model, [str(tiny_data.json_path)], tmp_path / "cut", callbacks=[_stop_at(2)], **common)
     assert first.global_step == 2 and (tmp_path / "cut" / "checkpoint-2").is_dir()
     resumed = train(model, [str(tiny_data.json_path)], tmp_path / "cut", resume=True, **common)
     assert resumed.global_step == 4
@@ -630,8 +635,6 @@ def test_position_interpolation_lets_the_tower_take_small_images(loaded):
 
 @pytest.mark.slow
 def test_curriculum_trains_coarse_first_then_switches_and_resumes(tmp_path, copy_model_dir, tiny_data, monkeypatch):
-    from transformers import TrainerCallback
-
     from text4seg import train as train_module
 
     seen: list[int] = []
@@ -644,17 +647,10 @@ def test_curriculum_trains_coarse_first_then_switches_and_resumes(tmp_path, copy
 
     monkeypatch.setattr(train_module.Text4SegCollator, "__call__", spy)
 
-    class StopAt(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step == 3:
-                control.should_training_stop = True
-                control.should_save = True
-            return control
-
     model = str(copy_model_dir())
     common = dict(image_root=tiny_data.root, full=True, max_steps=4, batch_size=2, lr=1e-3, save_steps=100,
                   logging_steps=1, precision="fp32", progress=False, curriculum_grid=4, curriculum_fraction=0.5)
-    first = train(model, [str(tiny_data.json_path)], tmp_path / "run", callbacks=[StopAt()], **common)
+    first = train(model, [str(tiny_data.json_path)], tmp_path / "run", callbacks=[_stop_at(3)], **common)
     assert first.global_step == 3
     assert {"curriculum_end": 2, "step": 2} in first.log_history
     # Steps 1-2 on 16 px (4 x 4 grid); a batch fetched ahead of the switch may still be small; then 32 px.
