@@ -805,46 +805,38 @@ def _callback_classes() -> dict[str, type]:
         time budget, else by steps; then the model's own grid and size. The step of the switch is logged in
         the trainer state, so a resumed run knows whether the first stage is over."""
 
-        def __init__(self, dataset: Text4SegDataset, interpolation: PositionInterpolation, grid: tuple[int, int],
-                     fraction: float, minutes: float | None) -> None:
+        def __init__(self, dataset: Text4SegDataset, interpolation: PositionInterpolation,
+                     grid: int | str | tuple[int, int], fraction: float, minutes: float | None) -> None:
             self.dataset, self.interpolation, self.grid = dataset, interpolation, grid
             self.fraction, self.seconds = float(fraction), None if minutes is None else float(minutes) * 60.0
             self.start = 0.0
-            self.active = False
 
-        def _set(self, active: bool) -> None:
-            self.active = active
-            self.dataset.set_stage(self.grid if active else None)
+        def _over(self, state) -> bool:
+            if self.seconds is not None:
+                return time.monotonic() - self.start >= self.fraction * self.seconds
+            return state.global_step >= self.fraction * state.max_steps
 
         def on_train_begin(self, args, state, control, **kwargs):
             self.start = time.monotonic()
-            done = any("curriculum_end" in entry for entry in state.log_history)
-            if self.seconds is None and state.global_step >= self.fraction * state.max_steps:
-                done = True
-            self._set(not done)
-            if self.active:
-                # Stays on to the end: a batch prefetched before the switch may still hold small images, and
-                # at the native size the interpolation returns the position embeddings unchanged.
-                self.interpolation.enable()
-                logger.info("curriculum: training on a %dx%d grid with %dx%d images first", *self.grid,
-                            *self.dataset.stage.image_size)
+            if any("curriculum_end" in entry for entry in state.log_history) or self._over(state):
+                return
+            self.dataset.set_stage(self.grid)
+            # Stays on to the end: a batch prefetched before the switch may still hold small images, and at the
+            # native size the interpolation returns the position embeddings unchanged.
+            self.interpolation.enable()
+            logger.info("curriculum: training on a %dx%d grid with %dx%d images first", *self.dataset.stage.grid,
+                        *self.dataset.stage.image_size)
 
         def on_step_end(self, args, state, control, **kwargs):
-            if not self.active:
-                return control
-            if self.seconds is not None:
-                over = time.monotonic() - self.start >= self.fraction * self.seconds
-            else:
-                over = state.global_step >= self.fraction * state.max_steps
-            if over:
-                self._set(False)
+            if self.dataset.stage is not None and self._over(state):
+                self.dataset.set_stage(None)
                 state.log_history.append({"curriculum_end": state.global_step, "step": state.global_step})
                 logger.info("curriculum: step %d, switching to the model's %dx%d grid", state.global_step,
                             *self.dataset.config.grid)
             return control
 
         def on_train_end(self, args, state, control, **kwargs):
-            self._set(False)
+            self.dataset.set_stage(None)
             self.interpolation.disable()
 
     _CALLBACKS.update(
@@ -1271,10 +1263,10 @@ def train(
         config=config,
     )
     hf_model, processor = loaded.model, loaded.processor
-    curriculum = None
+    interpolation = None
     if curriculum_grid is not None:
         stage_config(config, curriculum_grid)  # fail before training when the sizes do not work out
-        curriculum = (parse_grid_size(curriculum_grid), PositionInterpolation(hf_model))
+        interpolation = PositionInterpolation(hf_model)
     tokenizer = getattr(processor, "tokenizer", processor)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
@@ -1380,8 +1372,8 @@ def train(
         callbacks=[
             classes["config_saver"](config),
             *([time_limit] if time_limit else []),
-            *([classes["curriculum"](dataset, curriculum[1], curriculum[0], curriculum_fraction, minutes)]
-              if curriculum else []),
+            *([classes["curriculum"](dataset, interpolation, curriculum_grid, curriculum_fraction, minutes)]
+              if interpolation else []),
             *callbacks,
         ],
         projector_lr=projector_lr,
