@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -12,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from text4seg.datasets.coco_masks import SkipLog
+from text4seg.io import atomic_write
 
 __all__ = ["BuildSummary", "write_items"]
 
@@ -71,21 +71,14 @@ def write_items(path: str | os.PathLike, items: Iterable[dict], summary: BuildSu
     """
     start = time.perf_counter()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     count = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write("[")
-            for item in items:
-                handle.write(",\n" if count else "\n")
-                handle.write(json.dumps(item, ensure_ascii=False))
-                count += 1
-            handle.write("\n]\n" if count else "]\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as handle:
+        handle.write("[")
+        for item in items:
+            handle.write(",\n" if count else "\n")
+            handle.write(json.dumps(item, ensure_ascii=False))
+            count += 1
+        handle.write("\n]\n" if count else "]\n")
     summary.out = str(path)
     summary.seconds = time.perf_counter() - start
     return count

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -116,19 +115,9 @@ class Text4SegConfig:
         Returns:
             The path written.
         """
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / CONFIG_NAME
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{CONFIG_NAME}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(self.to_dict(), handle, indent=2, ensure_ascii=False)
-                handle.write("\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        from text4seg.io import write_json_atomic
+
+        return write_json_atomic(Path(directory) / CONFIG_NAME, self.to_dict())
 
     @classmethod
     def from_dict(cls, data: dict, source: str = CONFIG_NAME) -> Text4SegConfig:

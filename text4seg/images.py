@@ -8,7 +8,6 @@ the pixels are decoded, and broken files reported with their path.
 from __future__ import annotations
 
 import os
-import secrets
 import warnings
 from pathlib import Path
 
@@ -281,16 +280,7 @@ def save_mask_png(mask: np.ndarray, path: str | os.PathLike) -> None:
         image = Image.fromarray(m.astype(np.uint8), "L") if hi <= 255 else Image.fromarray(m.astype(np.uint16))
     else:
         raise ValueError(f"mask must be bool or an integer label map, got dtype {m.dtype}")
-    dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # mode 0o666 minus the umask
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            image.save(handle, format="PNG")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    from text4seg.io import atomic_write
+
+    with atomic_write(path, binary=True) as handle:
+        image.save(handle, format="PNG")

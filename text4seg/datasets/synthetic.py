@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import random
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from PIL import Image, ImageDraw
 
 from text4seg.datasets.coco_masks import decode_rle
 from text4seg.datasets.samples import ReferringSample
+from text4seg.io import atomic_write, write_json_atomic
 
 __all__ = [
     "COLOURS",
@@ -268,18 +268,6 @@ def _decode_rle(rle: dict) -> np.ndarray:
     return decode_rle({"size": rle["size"], "counts": rle["counts"].encode("ascii")})
 
 
-def _atomic_write_json(path: Path, payload: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _index_is_current(path: Path, root: Path, params: dict) -> bool:
     if not path.is_file():
         return False
@@ -380,10 +368,9 @@ def generate_synthetic(
         pixels, masks = _render(np_rng, image_size, [s for s, _ in described])
         rel = f"synthetic/{split}/{n:06d}.png"
         final = root / rel
-        tmp = final.with_name(f".{final.name}.tmp")
         # compress_level=1: the files stay small (flat colours) and writing stays fast.
-        Image.fromarray(pixels, "RGB").save(tmp, format="PNG", compress_level=1)
-        os.replace(tmp, final)
+        with atomic_write(final, binary=True) as handle:
+            Image.fromarray(pixels, "RGB").save(handle, format="PNG", compress_level=1)
         entries.append(
             {
                 "file": rel,
@@ -401,7 +388,7 @@ def generate_synthetic(
                 ],
             }
         )
-    _atomic_write_json(index_path, {**params, "images": entries})
+    write_json_atomic(index_path, {**params, "images": entries}, indent=None)
     return list(read_synthetic(root, split))
 
 

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["SampleLog", "read_records", "write_json_atomic", "write_jsonl_atomic", "write_text_atomic"]
+__all__ = ["SampleLog", "read_records"]
 
 
 def _complete_prefix(data: bytes) -> bytes:
@@ -90,30 +88,3 @@ class SampleLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(path: str | os.PathLike, payload: object) -> None:
-    """Write ``payload`` as indented JSON, atomically (see :func:`write_text_atomic`)."""
-    write_text_atomic(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
-
-
-def write_jsonl_atomic(path: str | os.PathLike, records: Iterable[dict]) -> None:
-    """Write ``records`` as a JSONL file atomically (used to merge per-rank files)."""
-    lines = [json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in records]
-    write_text_atomic(path, "".join(lines))

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from text4seg.evaluation.records import SampleLog, write_json_atomic
+from text4seg.evaluation.records import SampleLog
 from text4seg.evaluation.scoring import IGNORE_INDEX, Scorer, gt_box, referring_fields, semantic_fields
 from text4seg.evaluation.shards import (
     RUN_FILE,
@@ -34,6 +34,7 @@ from text4seg.evaluation.shards import (
     samples_file,
 )
 from text4seg.evaluation.tasks import TaskSpec, resolve_dataset, task_spec
+from text4seg.io import write_json_atomic
 
 __all__ = ["evaluate", "merge_shards"]
 

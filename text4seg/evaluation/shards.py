@@ -18,9 +18,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from text4seg.evaluation.records import read_records, write_json_atomic, write_jsonl_atomic, write_text_atomic
+from text4seg.evaluation.records import read_records
 from text4seg.evaluation.scoring import Scorer, markdown_table, per_class_table
 from text4seg.evaluation.tasks import task_spec
+from text4seg.io import write_json_atomic, write_jsonl_atomic, write_text_atomic
 
 __all__ = ["RUN_FILE", "SAMPLES_FILE", "check_settings", "completed_records", "done_file", "merge_shards",
            "rank_world", "samples_file"]

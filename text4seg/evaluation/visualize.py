@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from text4seg.images import overlay_mask
+from text4seg.io import atomic_write
 
 __all__ = ["save_panels"]
 
@@ -40,8 +40,5 @@ def save_panels(image: Image.Image, panels: Sequence[tuple[str, np.ndarray | Non
         draw.text((k * width + 2, 1), title, fill=(0, 0, 0))
     if caption:
         draw.text((2, height + _TITLE_HEIGHT + 1), caption[:200], fill=(0, 0, 0))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    strip.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_write(path, binary=True) as handle:
+        strip.save(handle, format="PNG")
