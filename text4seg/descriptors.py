@@ -33,6 +33,10 @@ __all__ = [
     "SEG_END",
     "DecodedGrid",
     "LabelMap",
+    "descriptor_form",
+    "descriptor_shape",
+    "foreground_spans",
+    "reencode_answer",
     "binary_grid_labels",
     "decode_descriptor",
     "encode_descriptor",
@@ -719,3 +723,82 @@ class LabelMap:
                 found = self.fallback_id
             lut[k] = found
         return lut[inverse.reshape(grid_labels.shape)], sorted(unknown)
+
+
+# ------------------------------------------------------------------------------------------ re-encoding
+
+_RUN_COUNT = re.compile(r"\*\s*(\d+)\s*$")
+_HAS_COUNT = re.compile(r"\*\s*\d")
+
+
+def descriptor_shape(descriptor: str) -> tuple[int, int]:
+    """Grid (H, W) a well-formed descriptor was written with: its row count and the cell count of its first row
+    (run counts summed in R-RLE).
+
+    Returns:
+        ``(0, 0)`` for a descriptor without cells.
+    """
+    rows = [row for row in descriptor.split("\n") if row.strip()]
+    if not rows:
+        return (0, 0)
+    width = 0
+    for token in rows[0].split("|"):
+        token = token.strip()
+        if not token:
+            continue
+        count = _RUN_COUNT.search(token)
+        width += int(count.group(1)) if count and "*" in token else 1
+    return (len(rows), width)
+
+
+def descriptor_form(descriptor: str) -> str:
+    """``"rle"`` when the descriptor has run counts (``label *N``), else ``"plain"``."""
+    return "rle" if _HAS_COUNT.search(descriptor) else "plain"
+
+
+def foreground_spans(text: str, background: str = BACKGROUND) -> np.ndarray:
+    """(len(text),) bool: characters of descriptor cells/runs (inside ``<seg>...</seg>``) whose label is not
+    ``background``."""
+    marks = np.zeros(len(text), dtype=bool)
+    start = text.find(SEG_START)
+    if start < 0:
+        return marks
+    start += len(SEG_START)
+    end = text.find(SEG_END, start)
+    end = len(text) if end < 0 else end
+    # A cell/run is its text between separators without surrounding spaces: the space after a row break
+    # belongs to the previous cell's token ("others\n "), not to this one.
+    for match in re.finditer(r"[^|\s](?:[^|\n]*[^|\s])?", text[start:end]):
+        label = match.group(0).partition("*")[0].strip()
+        if label and label != background:
+            marks[start + match.start() : start + match.end()] = True
+    return marks
+
+
+def reencode_answer(answer: str, grid: int | str | Sequence[int], form: str = "rle",
+                    background: str = BACKGROUND) -> str:
+    """The answer with its descriptor re-encoded into another grid and form (nearest resampling of the labels);
+    the text around ``<seg>...</seg>`` is kept. An answer without a descriptor, or already in that grid and
+    form, is returned unchanged.
+
+    Args:
+        answer: a model answer or training target.
+        grid: the target grid (``N``, ``"HxW"`` or a pair).
+        form: ``"rle"`` or ``"plain"``.
+        background: the background label.
+    """
+    descriptor = extract_descriptor(answer)
+    if descriptor is None:
+        return answer
+    height, width = descriptor_shape(descriptor)
+    target = parse_grid_size(grid)
+    if (height, width) == (0, 0) or ((height, width) == target and descriptor_form(descriptor) == form):
+        return answer
+    labels = decode_descriptor(descriptor, height, width, background=background).labels
+    names = [background] + sorted(set(labels.ravel().tolist()) - {background})
+    lookup = {name: k for k, name in enumerate(names)}
+    ids = np.vectorize(lookup.__getitem__, otypes=[np.int64])(labels)
+    new = encode_descriptor(ids_to_labels(mask_to_grid(ids, *target, mode="nearest"), names, background),
+                            rle=form == "rle")
+    start = answer.find(SEG_START) + len(SEG_START)
+    return answer[:start] + new + answer[start + len(descriptor) :]
