@@ -1,75 +1,32 @@
 """Image + query -> descriptor text -> mask: the inference API.
 
-``Segmenter`` owns the prompt wording (from the model's ``text4seg_config.json``) and the decoding of the answer;
-a :class:`GenerationBackend` owns text generation, so tests can plug in a stub and decoding strategies can be
-added without touching the rest. :class:`HFGenerationBackend` wraps a transformers model + processor; all of its
-generation goes through :meth:`HFGenerationBackend.generate_batch`.
+``Segmenter`` owns the prompt wording (from the model's ``text4seg_config.json``) and the decoding of the answer
+into masks; a :class:`text4seg.decoding.GenerationBackend` owns text generation, so tests can plug in a stub and
+decoding strategies live in :mod:`text4seg.decoding` (:class:`text4seg.decoding.HFGenerationBackend` wraps a
+transformers model + processor).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image
 
 from text4seg.config import Text4SegConfig
-from text4seg.descriptors import (
-    LabelMap,
-    decode_descriptor,
-    grid_to_mask,
-    referring_mask,
-    sanitize_label,
-)
+from text4seg.decoding.generation import GeneratedText, GenerationBackend
+from text4seg.descriptors import LabelMap, decode_descriptor, grid_to_mask, referring_mask
+from text4seg.options import DecodingOptions, LoadOptions, split_options
 
-__all__ = [
-    "DECODING_MODES",
-    "GeneratedText",
-    "GenerationBackend",
-    "HFGenerationBackend",
-    "SegmentationResult",
-    "Segmenter",
-]
+__all__ = ["SegmentationResult", "Segmenter"]
 
 logger = logging.getLogger(__name__)
 
-# "plain": greedy decoding with transformers' generate. "constrained" (grammar-constrained descriptor decoding)
-# and "fast" (constrained + shared prefix + verified drafts, same tokens) live in text4seg.decoding and plug in
-# at HFGenerationBackend.generate_batch.
-DECODING_MODES = ("plain", "constrained", "fast")
 _ImageLike = str | os.PathLike | Image.Image | np.ndarray
-
-
-@dataclass
-class GeneratedText:
-    """One generated answer.
-
-    Attributes:
-        text: decoded new text (special tokens removed).
-        tokens: new tokens generated for this prompt (including the end token when one was produced).
-        forward_passes: decoder forward passes of the batch that produced it (shared by batched prompts).
-        seconds: wall time of the batch divided by the number of prompts in it.
-    """
-
-    text: str
-    tokens: int
-    forward_passes: int
-    seconds: float
-
-
-@runtime_checkable
-class GenerationBackend(Protocol):
-    """Anything that answers prompts about one image with text."""
-
-    def generate(self, image: Image.Image, prompts: Sequence[str]) -> list[GeneratedText]:
-        """Answer every prompt (a user-turn text) about ``image`` (RGB, original size); one result per prompt."""
-        ...
 
 
 @dataclass
@@ -111,141 +68,6 @@ class SegmentationResult:
         return float(np.count_nonzero(self.mask)) / float(self.mask.size)
 
 
-class HFGenerationBackend:
-    """Greedy generation with a transformers image-text-to-text model.
-
-    Args:
-        model: a loaded model (optionally a peft model), in eval mode.
-        processor: its processor (chat template, tokenizer, image processor).
-        config: the model's :class:`Text4SegConfig` (image preprocessing, image position, grid).
-        decoding: one of :data:`DECODING_MODES` (see :mod:`text4seg.decoding`).
-        max_new_tokens: fixed generation budget; None = derived from the grid, form and labels ("plain"), or
-            the grammar's bound ("constrained"/"fast" complete every descriptor unless a fixed budget cuts it).
-        batch_size: prompts per generate call.
-    """
-
-    def __init__(
-        self,
-        model: Any,
-        processor: Any,
-        config: Text4SegConfig,
-        *,
-        decoding: str = "fast",
-        max_new_tokens: int | None = None,
-        batch_size: int = 16,
-    ) -> None:
-        if decoding not in DECODING_MODES:
-            raise ValueError(f"decoding {decoding!r}: expected one of {DECODING_MODES}")
-        if max_new_tokens is not None and max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens {max_new_tokens}: expected >= 1")
-        if batch_size < 1:
-            raise ValueError(f"batch_size {batch_size}: expected >= 1")
-        self.model = model
-        self.processor = processor
-        self.tokenizer = getattr(processor, "tokenizer", processor)
-        self.config = config
-        self.decoding = decoding
-        self.max_new_tokens = max_new_tokens
-        self.batch_size = batch_size
-        self._token_cost: dict[str, int] = {}
-
-    # ---- prompts
-    def render(self, prompt: str) -> str:
-        """The full prompt text for one user turn (chat template, image placeholder, generation prompt)."""
-        from text4seg.model import render_chat, user_content
-
-        messages = [{"role": "user", "content": user_content(prompt, self.config.image_position)}]
-        return render_chat(self.processor, messages, add_generation_prompt=True)
-
-    def _cost(self, text: str) -> int:
-        if text not in self._token_cost:
-            self._token_cost[text] = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-        return self._token_cost[text]
-
-    def budget(self, prompts: Sequence[str]) -> int:
-        """``max_new_tokens`` for a batch: enough for a complete answer of the config's grid and form.
-
-        plain: H*W cells, each costing the tokens of ``"label| "`` for the longest plausible label (background,
-        the fixed fg label, or the prompt itself when labels are sentences), + 64 for the sentence and tags.
-        rle: at most min(W, 6) runs ``"label *W| "`` per row, + 64.
-        """
-        if self.max_new_tokens is not None:
-            return self.max_new_tokens
-        height, width = self.config.grid
-        labels = [self.config.background]
-        if self.config.fg_label != "sentence":
-            labels.append(self.config.fg_label)
-        else:
-            labels.extend(sanitize_label(p)[:200] or "x" for p in prompts)
-        if self.config.descriptor_form == "plain":
-            cell = max(self._cost(f"{label}| ") for label in labels)
-            return height * width * cell + 64
-        run = max(self._cost(f"{label} *{width}| ") for label in labels)
-        return height * min(width, 6) * run + 64
-
-    # ---- generation
-    def generate(self, image: Image.Image, prompts: Sequence[str]) -> list[GeneratedText]:
-        """Answer several prompts about one image (batched, left-padded)."""
-        return self.generate_batch([image] * len(prompts), prompts)
-
-    def generate_batch(self, images: Sequence[Image.Image], prompts: Sequence[str]) -> list[GeneratedText]:
-        """Answer ``prompts[i]`` about ``images[i]``; the single entry point of every decoding mode.
-
-        Args:
-            images: RGB PIL images at their original size (preprocessed here per the config).
-            prompts: user-turn texts, one per image.
-
-        Returns:
-            One :class:`GeneratedText` per prompt, in order.
-        """
-        if len(images) != len(prompts):
-            raise ValueError(f"generate_batch: {len(images)} images for {len(prompts)} prompts")
-        out: list[GeneratedText] = []
-        for start in range(0, len(prompts), self.batch_size):
-            chunk_images = images[start : start + self.batch_size]
-            chunk_prompts = prompts[start : start + self.batch_size]
-            # --- decoding modes (text4seg.decoding): "constrained" and "fast" dispatch there
-            if self.decoding != "plain":
-                from text4seg.decoding import generate_batch as generate_descriptors
-
-                out.extend(generate_descriptors(self, chunk_images, chunk_prompts))
-                continue
-            # --- end of decoding modes
-            out.extend(self._generate_plain(chunk_images, chunk_prompts))
-        return out
-
-    @torch.inference_mode()
-    def _generate_plain(self, images: Sequence[Image.Image], prompts: Sequence[str]) -> list[GeneratedText]:
-        from text4seg.decoding.hf import encode_inputs
-
-        start = time.perf_counter()
-        batch = encode_inputs(self.model, self.processor, self.config, images, prompts, self.render)
-        pad_id = self.tokenizer.pad_token_id
-        if pad_id is None:
-            pad_id = self.tokenizer.eos_token_id
-        generated = self.model.generate(
-            **batch,
-            max_new_tokens=self.budget(prompts),
-            do_sample=False,
-            num_beams=1,
-            pad_token_id=pad_id,
-        )
-        new = generated[:, batch["input_ids"].shape[1] :]
-        seconds = (time.perf_counter() - start) / max(len(prompts), 1)
-        eos = self.model.generation_config.eos_token_id
-        eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
-        results = []
-        for row in new.tolist():
-            count = len(row)
-            for k, token in enumerate(row):
-                if token in eos_ids:
-                    count = k + 1
-                    break
-            text = self.tokenizer.decode(row[:count], skip_special_tokens=True)
-            results.append(GeneratedText(text=text, tokens=count, forward_passes=new.shape[1], seconds=seconds))
-        return results
-
-
 class Segmenter:
     """Segments images from referring expressions, free-form instructions or class lists.
 
@@ -264,55 +86,43 @@ class Segmenter:
         model: str | os.PathLike,
         adapter: str | os.PathLike | None = None,
         *,
-        device: str | None = None,
-        dtype: str | None = None,
-        load_in_4bit: bool = False,
-        load_in_8bit: bool = False,
-        attn: str | None = None,
-        decoding: str = "fast",
-        max_new_tokens: int | None = None,
+        load: LoadOptions | None = None,
+        decoding: DecodingOptions | str | None = None,
         batch_size: int = 16,
         question_template: str | None = None,
-        trust_remote_code: bool = False,
+        **options: Any,
     ) -> Segmenter:
         """Load a model (+ adapter) and its ``text4seg_config.json``.
 
         Args:
             model: hub id or directory of a model, or an adapter directory (its base is found automatically).
             adapter: LoRA adapter directory.
-            device, dtype, load_in_4bit, load_in_8bit, attn: see :func:`text4seg.model.load_model`.
-            decoding: ``"plain"`` greedy, ``"constrained"`` (grammar-masked greedy, never malformed) or
-                ``"fast"`` (the tokens of ``"constrained"`` in far fewer forward passes); see
-                :mod:`text4seg.decoding`.
-            max_new_tokens: fixed generation budget (default: derived from the grid).
-            batch_size: prompts per generate call.
+            load: device, dtype, quantization, attention kernel (:class:`text4seg.options.LoadOptions`).
+            decoding: a :class:`text4seg.options.DecodingOptions`, or just the mode: ``"plain"`` greedy,
+                ``"constrained"`` (never malformed), ``"fast"`` (default; the tokens of ``"constrained"`` in far
+                fewer forward passes) or ``"fast-unconstrained"``; see :mod:`text4seg.decoding`.
+            batch_size: prompts per generation call.
             question_template: override the stored referring question (must contain ``{expression}``), e.g. to
                 match the wording a model was trained with.
-            trust_remote_code: passed to transformers.
+            **options: fields of :class:`LoadOptions` (``device="cpu"``, ``load_in_4bit=True``, ...) or of
+                :class:`DecodingOptions` (``max_new_tokens=...``), merged into ``load`` / ``decoding``.
         """
-        from text4seg.model import load_model
+        from text4seg.decoding.backend import HFGenerationBackend
+        from text4seg.modeling.loading import load_model
 
-        loaded = load_model(
-            model,
-            adapter,
-            device=device,
-            dtype=dtype,
-            load_in_4bit=load_in_4bit,
-            load_in_8bit=load_in_8bit,
-            attn=attn,
-            trust_remote_code=trust_remote_code,
-        )
+        load_fields, rest = split_options(LoadOptions, options)
+        decoding_fields, unknown = split_options(DecodingOptions, rest)
+        if unknown:
+            raise TypeError(f"Segmenter.from_pretrained: unknown options {sorted(unknown)}")
+        load = replace(load or LoadOptions(), **load_fields)
+        if isinstance(decoding, str):
+            decoding = DecodingOptions(decoding=decoding)
+        decoding = replace(decoding or DecodingOptions(), **decoding_fields)
+        loaded = load_model(model, adapter, load)
         config = loaded.config
         if question_template is not None:
             config = Text4SegConfig.from_dict({**config.to_dict(), "question_template": question_template})
-        backend = HFGenerationBackend(
-            loaded.model,
-            loaded.processor,
-            config,
-            decoding=decoding,
-            max_new_tokens=max_new_tokens,
-            batch_size=batch_size,
-        )
+        backend = HFGenerationBackend(loaded.model, loaded.processor, config, decoding, batch_size=batch_size)
         return cls(backend, config)
 
     # ---- prompts
@@ -464,17 +274,7 @@ class Segmenter:
         return out
 
     def with_config(self, **changes: Any) -> Segmenter:
-        """A segmenter sharing this backend with some config fields changed (validated)."""
-        config = replace(self.config, **changes)
-        if isinstance(self.backend, HFGenerationBackend):
-            backend = HFGenerationBackend(
-                self.backend.model,
-                self.backend.processor,
-                config,
-                decoding=self.backend.decoding,
-                max_new_tokens=self.backend.max_new_tokens,
-                batch_size=self.backend.batch_size,
-            )
-        else:
-            backend = self.backend
-        return Segmenter(backend, config)
+        """A segmenter sharing this backend's model with some config fields changed (validated)."""
+        config = Text4SegConfig.from_dict({**self.config.to_dict(), **changes}, source="with_config")
+        with_config = getattr(self.backend, "with_config", None)
+        return Segmenter(with_config(config) if with_config is not None else self.backend, config)

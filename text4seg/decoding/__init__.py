@@ -1,6 +1,7 @@
 """Always-valid and faster descriptor generation: grammar-constrained decoding and lossless speed-ups.
 
-Decoding modes (``Segmenter.from_pretrained(..., decoding=...)``, ``text4seg segment --decoding``):
+Decoding modes (:data:`text4seg.options.DECODING_MODES`; ``Segmenter.from_pretrained(..., decoding=...)``,
+``text4seg segment --decoding``):
 
 - ``"plain"``: transformers' greedy ``generate``; the answer may be malformed (decoding then repairs it).
 - ``"constrained"``: the same ``generate`` with a logits processor that allows, inside ``<seg>...</seg>``, only
@@ -11,6 +12,14 @@ Decoding modes (``Segmenter.from_pretrained(..., decoding=...)``, ``text4seg seg
   image, the prompt prefix shared by all queries about an image, batched rows, and drafts (the previous row's
   tokens, tokens the grammar forces, n-gram look-up) verified in one pass each (:mod:`.fast`). Models the fast
   loop does not support run as ``"constrained"``.
+- ``"fast-unconstrained"``: the tokens of ``"plain"`` with the speed-ups of ``"fast"`` (drafts verified, no
+  grammar).
+
+Modules: :mod:`.generation` (:class:`GeneratedText`, the :class:`GenerationBackend` protocol), :mod:`.backend`
+(:class:`HFGenerationBackend`: a transformers model answering prompts in any mode), :mod:`.decoder`
+(:class:`DescriptorDecoder`: the grammar modes for one model), :mod:`.hf` (inputs, plain and constrained
+``generate``), :mod:`.fast`, :mod:`.drafts`, :mod:`.grammar`, :mod:`.vocab`, :mod:`.labels`. Names are imported on
+first use, so ``import text4seg.decoding`` does not import torch.
 
 Why an own automaton and not xgrammar / llguidance / outlines-core (all on PyPI; per their documentation
 regex/CFG engines that take a Hugging Face tokenizer and build token masks on CPU): (1) the row constraint "run
@@ -29,237 +38,23 @@ free-form instructions with sentence labels allow any clean label.
 
 from __future__ import annotations
 
-import logging
-import time
-import weakref
-from collections.abc import Sequence
-from typing import Any
+from text4seg._lazy import lazy_exports
+from text4seg.options import DECODING_MODES as DECODING_MODES
 
-from text4seg.decoding.drafts import Drafter
-from text4seg.decoding.grammar import DescriptorGrammar
-from text4seg.decoding.labels import allowed_labels
-from text4seg.decoding.vocab import TokenConstraint, TokenVocab, token_constraint, token_vocab
+_LAZY = {
+    "GeneratedText": "generation",
+    "GenerationBackend": "generation",
+    "HFGenerationBackend": "backend",
+    "DescriptorDecoder": "decoder",
+    "DECODER_MODES": "decoder",
+    "DescriptorGrammar": "grammar",
+    "Drafter": "drafts",
+    "TokenConstraint": "vocab",
+    "TokenVocab": "vocab",
+    "token_constraint": "vocab",
+    "token_vocab": "vocab",
+    "allowed_labels": "labels",
+}
 
-__all__ = [
-    "DECODER_MODES",
-    "DescriptorDecoder",
-    "DescriptorGrammar",
-    "Drafter",
-    "TokenConstraint",
-    "TokenVocab",
-    "allowed_labels",
-    "generate_batch",
-    "token_constraint",
-    "token_vocab",
-]
-
-logger = logging.getLogger(__name__)
-
-DECODER_MODES = ("constrained", "fast", "fast-unconstrained")
-
-
-class DescriptorDecoder:
-    """Constrained and fast generation for one model (caches its vocabulary, constraints and masks).
-
-    Args:
-        model: a transformers image-text-to-text model (optionally peft-wrapped), in eval mode.
-        processor: its processor.
-        config: the model's :class:`text4seg.config.Text4SegConfig`.
-        render: user-turn text -> full prompt text; default: the model's chat template with the image placed per
-            ``config.image_position`` (what :class:`text4seg.segmenter.HFGenerationBackend` does).
-        max_preamble_tokens: free tokens allowed before ``<seg>`` under the grammar (then ``<seg>`` is forced).
-        max_label_bytes: longest label (UTF-8 bytes) when any label is allowed (free-form instructions).
-        max_draft: most draft tokens per row and pass; None = grid width + 8.
-        share_prefix: share the prompt prefix of queries about one image.
-        speculate: verify drafts (False: one token per pass).
-    """
-
-    def __init__(
-        self,
-        model: Any,
-        processor: Any,
-        config: Any,
-        *,
-        render: Any = None,
-        max_preamble_tokens: int = 64,
-        max_label_bytes: int = 128,
-        max_draft: int | None = None,
-        share_prefix: bool = True,
-        speculate: bool = True,
-    ) -> None:
-        from text4seg.decoding.fast import fast_unsupported
-        from text4seg.decoding.hf import MaskBank, eos_token_ids
-
-        self.model = model
-        self.processor = processor
-        self.config = config
-        self.tokenizer = getattr(processor, "tokenizer", processor)
-        self.render = render or self._render
-        self.max_preamble_tokens = max_preamble_tokens
-        self.max_label_bytes = max_label_bytes
-        self.max_draft = config.width + 8 if max_draft is None else max_draft
-        self.share_prefix = share_prefix
-        self.speculate = speculate
-        head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-        if head is not None and getattr(head, "weight", None) is not None:
-            size = int(head.weight.shape[0])
-        else:
-            text_config = model.config.get_text_config(decoder=True)
-            size = int(getattr(text_config, "vocab_size", 0) or len(self.tokenizer))
-        self.vocab = token_vocab(self.tokenizer, size, eos_token_ids(model, self.tokenizer))
-        self.bank = MaskBank(size, model.device)
-        self.unsupported = fast_unsupported(model)
-
-    def _render(self, prompt: str) -> str:
-        from text4seg.model import render_chat, user_content
-
-        messages = [{"role": "user", "content": user_content(prompt, self.config.image_position)}]
-        return render_chat(self.processor, messages, add_generation_prompt=True)
-
-    def constraint(self, prompt: str, labels: Sequence[str] | None = None) -> TokenConstraint:
-        """The constraint of one answer: the config's grid and form, ``labels`` or those of the prompt."""
-        if labels is None:
-            labels = allowed_labels(prompt, self.config)
-        return token_constraint(
-            self.vocab,
-            self.config.height,
-            self.config.width,
-            labels,
-            self.config.descriptor_form,
-            self.config.background,
-            self.max_preamble_tokens,
-            self.max_label_bytes,
-        )
-
-    def generate(
-        self,
-        images: Sequence[Any],
-        prompts: Sequence[str],
-        *,
-        mode: str = "fast",
-        labels: Sequence[Sequence[str] | None] | None = None,
-        max_new_tokens: int | Sequence[int] | None = None,
-    ) -> list:
-        """Answer ``prompts[i]`` about ``images[i]`` (RGB PIL images; prompts about one image object share work).
-
-        Args:
-            mode: ``"constrained"`` (generate + grammar mask), ``"fast"`` (grammar + shared prefix + drafts) or
-                ``"fast-unconstrained"`` (shared prefix + drafts, no grammar: the tokens of plain greedy).
-            labels: per prompt, allowed labels (background added), or None to read them from the prompt.
-            max_new_tokens: most new tokens, one for all or one per prompt; required for
-                ``"fast-unconstrained"``. The grammar modes run until the descriptor is complete (the grammar
-                bounds its length) unless this cuts them earlier.
-
-        Returns:
-            One :class:`text4seg.segmenter.GeneratedText` per prompt (``seconds``: the batch's wall time
-            divided by its prompts).
-        """
-        from text4seg.segmenter import GeneratedText
-
-        start = time.perf_counter()
-        answers = self.generate_ids(images, prompts, mode=mode, labels=labels, max_new_tokens=max_new_tokens)
-        seconds = (time.perf_counter() - start) / max(len(prompts), 1)
-        return [
-            GeneratedText(
-                text=self.tokenizer.decode(ids, skip_special_tokens=True),
-                tokens=len(ids),
-                forward_passes=passes,
-                seconds=seconds,
-            )
-            for ids, passes in answers
-        ]
-
-    def generate_ids(
-        self,
-        images: Sequence[Any],
-        prompts: Sequence[str],
-        *,
-        mode: str = "fast",
-        labels: Sequence[Sequence[str] | None] | None = None,
-        max_new_tokens: int | Sequence[int] | None = None,
-    ) -> list[tuple[list[int], int]]:
-        """Like :meth:`generate`, returning per prompt ``(new token ids incl. the end token, forward passes)``."""
-        from text4seg.decoding.fast import generate_fast
-        from text4seg.decoding.hf import generate_constrained
-
-        if mode not in DECODER_MODES:
-            raise ValueError(f"mode {mode!r}: expected one of {DECODER_MODES}")
-        if len(images) != len(prompts):
-            raise ValueError(f"generate: {len(images)} images for {len(prompts)} prompts")
-        if not prompts:
-            return []
-        labels = list(labels) if labels is not None else [None] * len(prompts)
-        if len(labels) != len(prompts):
-            raise ValueError(f"labels: {len(labels)} entries for {len(prompts)} prompts")
-        enforce = mode != "fast-unconstrained"
-        constraints = [self.constraint(p, lab) for p, lab in zip(prompts, labels)]
-        if max_new_tokens is None:
-            if not enforce:
-                raise ValueError("max_new_tokens: required for mode 'fast-unconstrained'")
-            caps = [None] * len(prompts)
-        elif isinstance(max_new_tokens, int):
-            caps = [int(max_new_tokens)] * len(prompts)
-        else:
-            caps = [int(b) for b in max_new_tokens]
-        if any(cap is not None and cap < 1 for cap in caps) or len(caps) != len(prompts):
-            raise ValueError(f"max_new_tokens {max_new_tokens!r}: expected >= 1, one or one per prompt")
-        # the grammar bounds every complete answer; an explicit cap may cut it (the answer is then repaired)
-        budgets = [
-            c.max_tokens() if cap is None else (min(cap, c.max_tokens()) if enforce else cap)
-            for c, cap in zip(constraints, caps)
-        ]
-        if mode == "constrained" or (self.unsupported and enforce):
-            if mode != "constrained":
-                logger.info("fast decoding unavailable (%s): using constrained generate", self.unsupported)
-            return generate_constrained(
-                self.model,
-                self.processor,
-                self.config,
-                images,
-                prompts,
-                constraints,
-                self.render,
-                self.bank,
-                max(budgets),
-            )
-        if self.unsupported:
-            raise ValueError(f"fast decoding unavailable for this model: {self.unsupported}")
-        return generate_fast(
-            self.model,
-            self.processor,
-            self.config,
-            images,
-            prompts,
-            render=self.render,
-            constraints=constraints,
-            enforce=enforce,
-            budgets=budgets,
-            bank=self.bank,
-            speculate=self.speculate,
-            share_prefix=self.share_prefix,
-            max_draft=self.max_draft,
-        )
-
-
-_DECODERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def generate_batch(backend: Any, images: Sequence[Any], prompts: Sequence[str], labels=None) -> list:
-    """Entry point of :class:`text4seg.segmenter.HFGenerationBackend` for ``decoding`` "constrained"/"fast".
-
-    Args:
-        backend: the backend (its ``model``, ``processor``, ``config``, ``render``, ``decoding`` and explicit
-            ``max_new_tokens`` are used).
-        images, prompts: one RGB PIL image per user-turn prompt.
-        labels: optional per-prompt label lists (default: read from the prompts).
-
-    Returns:
-        One :class:`text4seg.segmenter.GeneratedText` per prompt.
-    """
-    decoder = _DECODERS.get(backend)
-    if decoder is None or decoder.config is not backend.config or decoder.model is not backend.model:
-        decoder = DescriptorDecoder(backend.model, backend.processor, backend.config, render=backend.render)
-        _DECODERS[backend] = decoder
-    return decoder.generate(
-        images, prompts, mode=backend.decoding, labels=labels, max_new_tokens=backend.max_new_tokens
-    )
+__getattr__, __dir__, _exported = lazy_exports(__name__, _LAZY)
+__all__ = sorted([*_exported, "DECODING_MODES"])

@@ -189,7 +189,7 @@ def generate_fast(
         Per prompt ``(token ids, forward passes)``: the new tokens up to and including the end token, and the
         passes the row took part in (a shared prefix pass included).
     """
-    from text4seg.model import encode_prompt, prepare_image
+    from text4seg.modeling.inputs import encode_prompt, prepare_image
 
     tokenizer = getattr(processor, "tokenizer", processor)
     base = _base_model(model)

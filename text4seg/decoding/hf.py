@@ -12,7 +12,16 @@ from PIL import Image
 from text4seg.config import Text4SegConfig
 from text4seg.decoding.vocab import Allowed, TokenConstraint
 
-__all__ = ["MaskBank", "DescriptorLogitsProcessor", "encode_inputs", "eos_token_ids", "generate_constrained"]
+__all__ = [
+    "MaskBank",
+    "DescriptorLogitsProcessor",
+    "encode_inputs",
+    "eos_token_ids",
+    "pad_token_id",
+    "trim_at_eos",
+    "generate_plain",
+    "generate_constrained",
+]
 
 
 class MaskBank:
@@ -49,6 +58,15 @@ def eos_token_ids(model: Any, tokenizer: Any) -> list[int]:
     return [int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos])]
 
 
+def trim_at_eos(row: Sequence[int], eos: Sequence[int] | set[int]) -> list[int]:
+    """The tokens of ``row`` up to and including the first end token (all of them when there is none)."""
+    eos = set(eos)
+    for k, token in enumerate(row):
+        if token in eos:
+            return list(row[: k + 1])
+    return list(row)
+
+
 def pad_token_id(tokenizer: Any, eos: Sequence[int]) -> int:
     """The tokenizer's pad id, else the first end id, else 0."""
     pad = getattr(tokenizer, "pad_token_id", None)
@@ -67,7 +85,7 @@ def encode_inputs(
 ) -> dict[str, Any]:
     """Tokenize and preprocess a batch exactly as plain decoding does: rendered chat prompts, images prepared
     per the config, left padding, floating tensors in the model's dtype, everything on the model's device."""
-    from text4seg.model import encode_prompt, prepare_image
+    from text4seg.modeling.inputs import encode_prompt, prepare_image
 
     texts = [render(p) for p in prompts]
     prepared = [prepare_image(image, config, processor) for image in images]
@@ -154,13 +172,33 @@ def generate_constrained(
         logits_processor=LogitsProcessorList([processor_]),
     )
     new = generated[:, prompt_length:]
-    eos_set = set(eos)
-    results = []
-    for row in new.tolist():
-        count = len(row)
-        for k, token in enumerate(row):
-            if token in eos_set:
-                count = k + 1
-                break
-        results.append((row[:count], new.shape[1]))
-    return results
+    return [(trim_at_eos(row, eos), new.shape[1]) for row in new.tolist()]
+
+
+@torch.inference_mode()
+def generate_plain(
+    model: Any,
+    processor: Any,
+    config: Text4SegConfig,
+    images: Sequence[Image.Image],
+    prompts: Sequence[str],
+    render: Callable[[str], str],
+    max_new_tokens: int,
+) -> list[tuple[list[int], int]]:
+    """Transformers' greedy ``model.generate`` (no constraint): the tokens the model itself prefers.
+
+    Returns:
+        Per prompt ``(token ids, forward passes)`` as :func:`generate_constrained`.
+    """
+    tokenizer = getattr(processor, "tokenizer", processor)
+    batch = encode_inputs(model, processor, config, images, prompts, render)
+    eos = eos_token_ids(model, tokenizer)
+    generated = model.generate(
+        **batch,
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        num_beams=1,
+        pad_token_id=pad_token_id(tokenizer, eos),
+    )
+    new = generated[:, batch["input_ids"].shape[1] :]
+    return [(trim_at_eos(row, eos), new.shape[1]) for row in new.tolist()]
