@@ -2,7 +2,7 @@
 
 One command, one builder per dataset family::
 
-    python -m data_builders NAME --root playground/data --out FILE.json [--split train] [--grid N] [--seed 0] ...
+    python -m data_builders NAME --data-root playground/data --out FILE.json [--split train] [--grid N] [--seed 0] ...
 
 Every builder module exposes ``build(...) -> BuildSummary`` (the library function that owns all defaults) and
 ``configure(parser)`` (its command-line options, all defaulting to None). Nothing here imports torch; the

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from data_builders.output import BuildSummary, write_items
+from text4seg.items.output import BuildSummary, write_items
 
 __all__ = ["parse_spec", "build", "configure"]
 

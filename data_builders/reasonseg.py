@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 
 from data_builders.options import add_grid_options, add_io_options, add_recipe_options, add_template_options
-from data_builders.output import BuildSummary
-from data_builders.referring import write_referring
 from text4seg.datasets.reasonseg import count_reasonseg, read_reasonseg
+from text4seg.items.output import BuildSummary
+from text4seg.items.referring import write_referring
 
 __all__ = ["build", "configure"]
 
@@ -30,8 +30,10 @@ def build(
     rounds: int = 1,
     repeat: int = 1,
     seed: int = 0,
-    question_template: int | str = "random",
-    answer_template: int | str = "random",
+    question_index: int | str = "random",
+    answer_index: int | str = "random",
+    question_template: str | None = None,
+    answer_sentence: str | None = None,
     limit: int | None = None,
     strict: bool = False,
     quiet: bool = False,
@@ -46,7 +48,8 @@ def build(
     return write_referring(
         "reasonseg", samples, out, summary, total=total, quiet=quiet,
         grid=grid, downsample=downsample, rle=rle, fg_label=fg_label, rounds=rounds, repeat=repeat, seed=seed,
-        question_template=question_template, answer_template=answer_template, limit=limit,
+        question_index=question_index, answer_index=answer_index, question_template=question_template,
+        answer_sentence=answer_sentence, limit=limit,
     )  # fmt: skip
 
 

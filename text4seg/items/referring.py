@@ -1,9 +1,10 @@
-"""Referring samples → Text4Seg conversation items (shared by refcoco, grefcoco, reasonseg and synthetic).
+"""Referring samples → Text4Seg conversation items (the refcoco, grefcoco, reasonseg, synthetic builders and the
+quickstart).
 
 Recipe (the reference's ``create_refcoco.py``): the refs of one image are taken together; every ref starts
 ``repeat`` items; an item has ``rounds`` question/answer rounds, round 1 about that ref and every later round
 about a random ref of the same image; each round picks a random sentence of its ref, a question template and
-an answer sentence. The foreground label of the grid is the sentence itself (``fg_label="sentence"``) or a
+an answer sentence (a seeded choice, a fixed index, or a literal text). The foreground label of the grid is the sentence itself (``fg_label="sentence"``) or a
 fixed word. Every random choice comes from one ``random.Random(seed)`` consumed in a fixed order, so a seed
 always gives the same file.
 """
@@ -17,9 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm import tqdm
 
-from data_builders.output import BuildSummary, write_items
 from text4seg.datasets.samples import ReferringSample
 from text4seg.descriptors import (
     binary_grid_labels,
@@ -27,12 +26,16 @@ from text4seg.descriptors import (
     mask_to_grid,
     parse_grid_size,
     sanitize_label,
+    wrap_descriptor,
 )
+from text4seg.items.output import BuildSummary, write_items
 from text4seg.prompts import IMAGE_TOKEN, answer_text, conversation_item, referring_question
 
-__all__ = ["safe_text", "referring_items", "write_referring"]
+__all__ = ["safe_text", "referring_items", "write_referring", "DOWNSAMPLE_MODES", "EXPRESSION_CHOICES"]
 
 DOWNSAMPLE_MODES = ("nearest", "area")
+# which sentence of a ref a round asks about: a seeded random one (the reference), or always the first
+EXPRESSION_CHOICES = ("random", "first")
 
 
 def safe_text(text: str) -> str:
@@ -64,12 +67,26 @@ def _check_recipe(rounds: int, repeat: int, downsample: str, limit: int | None) 
         raise ValueError(f"limit must be an int >= 0, got {limit!r}")
 
 
-def _template(value: int | str, name: str) -> int | None:
+def template_index(value: int | str, name: str) -> int | None:
+    """``"random"`` -> None (a seeded choice), an index >= 0 -> itself; anything else is a ValueError."""
     if value == "random":
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{name} must be 'random' or a template index >= 0, got {value!r}")
     return value
+
+
+def check_question_template(template: str | None) -> str | None:
+    """A literal question template must be text containing ``{expression}`` (and no other field)."""
+    if template is None:
+        return None
+    if not isinstance(template, str) or "{expression}" not in template:
+        raise ValueError(f"question_template {template!r}: a question text containing {{expression}}")
+    try:
+        template.format(expression="x")
+    except (KeyError, IndexError, ValueError) as err:
+        raise ValueError(f"question_template {template!r}: only {{expression}} may be a field ({err})") from None
+    return template
 
 
 def _by_image(samples: Iterable[ReferringSample]) -> Iterator[list[ReferringSample]]:
@@ -105,8 +122,12 @@ def referring_items(
     rounds: int = 2,
     repeat: int = 2,
     seed: int = 0,
-    question_template: int | str = "random",
-    answer_template: int | str = "random",
+    question_index: int | str = "random",
+    answer_index: int | str = "random",
+    question_template: str | None = None,
+    answer_sentence: str | None = None,
+    expressions: str = "random",
+    shuffle: bool = False,
     limit: int | None = None,
 ) -> Iterator[dict]:
     """Turn referring samples (grouped by image, as the readers yield them) into conversation items.
@@ -122,21 +143,47 @@ def referring_items(
         rounds: rounds per item (>= 1); rounds after the first ask about a random ref of the same image.
         repeat: items per ref (>= 1), each with fresh random choices; ids get ``_r<k>`` when > 1.
         seed: seed of the single random generator.
-        question_template, answer_template: ``"random"`` (seeded choice) or a fixed template index.
+        question_index, answer_index: ``"random"`` (seeded choice) or a fixed index into
+            :data:`text4seg.prompts.REFERRING_QUESTIONS` / :data:`text4seg.prompts.ANSWER_SENTENCES`.
+        question_template: a literal question containing ``{expression}`` (replaces ``question_index``).
+        answer_sentence: a literal sentence before ``<seg>`` ("" = the descriptor alone; replaces
+            ``answer_index``).
+        expressions: ``"random"`` (a seeded choice among the ref's sentences) or ``"first"``.
+        shuffle: yield the items in a seeded random order (held in memory) instead of reader order.
         limit: only the first ``limit`` images.
 
     Yields:
         Items ``{"id", "image", "height", "width", "conversations"}`` (image size in pixels).
     """
     _check_recipe(rounds, repeat, downsample, limit)
+    if expressions not in EXPRESSION_CHOICES:
+        raise ValueError(f"expressions {expressions!r}: expected one of {', '.join(EXPRESSION_CHOICES)}")
     grid_hw = parse_grid_size(grid)
-    question_index = _template(question_template, "question_template")
-    answer_index = _template(answer_template, "answer_template")
+    question_index = template_index(question_index, "question_index")
+    answer_index = template_index(answer_index, "answer_index")
+    question_template = check_question_template(question_template)
+    if answer_sentence is not None and not isinstance(answer_sentence, str):
+        raise ValueError(f"answer_sentence {answer_sentence!r}: expected a text")
     fixed_label = None
     if fg_label != "sentence":
         fixed_label = sanitize_label(fg_label)
         if not fixed_label:
             raise ValueError(f"fg_label {fg_label!r} is empty after removing descriptor separators")
+    items = _referring_items(samples, summary, grid_hw, downsample, rle, fixed_label, rounds, repeat, seed,
+                             question_index, answer_index, question_template, answer_sentence, expressions, limit)
+    if not shuffle:
+        return items
+    return _shuffled(items, seed)
+
+
+def _shuffled(items: Iterator[dict], seed: int) -> Iterator[dict]:
+    held = list(items)
+    random.Random(f"shuffle:{seed}").shuffle(held)
+    yield from held
+
+
+def _referring_items(samples, summary, grid_hw, downsample, rle, fixed_label, rounds, repeat, seed, question_index,
+                     answer_index, question_template, answer_sentence, expressions, limit) -> Iterator[dict]:
     rng = random.Random(seed)
     for n, group in enumerate(_by_image(samples)):
         if limit is not None and n >= limit:
@@ -147,10 +194,17 @@ def referring_items(
                 qa = []
                 for turn in range(rounds):
                     ref = first if turn == 0 else rng.choice(refs)
-                    expression = rng.choice(ref.expressions)
+                    expression = rng.choice(ref.expressions) if expressions == "random" else ref.expressions[0]
                     labels = binary_grid_labels(ref.grid, fixed_label or expression)
-                    question = referring_question(expression, rng=rng, template=question_index)
-                    answer = answer_text(encode_descriptor(labels, rle=rle), rng=rng, template=answer_index)
+                    descriptor = encode_descriptor(labels, rle=rle)
+                    if question_template is not None:
+                        question = question_template.format(expression=expression)
+                    else:
+                        question = referring_question(expression, rng=rng, template=question_index)
+                    if answer_sentence is not None:
+                        answer = wrap_descriptor(descriptor, answer_sentence)
+                    else:
+                        answer = answer_text(descriptor, rng=rng, template=answer_index)
                     qa.append((question, answer))
                     summary.rounds += 1
                     summary.empty_targets += int(ref.empty)
@@ -179,6 +233,8 @@ def write_referring(
         total: number of samples, for the progress bar (None: unknown).
         quiet: no progress bar.
     """
+    from tqdm.auto import tqdm
+
     start = time.perf_counter()
     with tqdm(samples, total=total, desc=name, unit="ref", disable=quiet, leave=False) as progress:
         write_items(out, referring_items(progress, summary, **recipe), summary)
