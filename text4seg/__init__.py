@@ -5,8 +5,7 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from text4seg._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -30,19 +29,13 @@ _LAZY = {
     "Segmenter": "text4seg.segmenter",
     "SegmentationResult": "text4seg.segmenter",
     "Text4SegConfig": "text4seg.config",
+    "LoadOptions": "text4seg.options",
+    "DecodingOptions": "text4seg.options",
+    "TrainConfig": "text4seg.training.config",
+    "train": "text4seg.training.recipe",
+    "evaluate": "text4seg.evaluation.runner",
+    "TINY_PRESET": "text4seg.presets",
 }
 
-__all__ = sorted(_LAZY) + ["__version__"]
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'text4seg' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__, _exported = lazy_exports(__name__, _LAZY)
+__all__ = [*_exported, "__version__"]

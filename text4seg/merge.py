@@ -1,14 +1,16 @@
-"""``text4seg merge``: fold a LoRA adapter into its base model and save a standalone model directory."""
+"""Fold a LoRA adapter into its base model and save a standalone model directory (``text4seg merge``)."""
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import logging
 import os
 from pathlib import Path
 
-__all__ = ["merge", "configure", "run"]
+from text4seg.options import LoadOptions
+
+__all__ = ["merge"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +38,7 @@ def merge(
     out: str | os.PathLike,
     *,
     model: str | os.PathLike | None = None,
-    dtype: str | None = None,
-    device: str = "cpu",
-    trust_remote_code: bool = False,
+    load: LoadOptions | None = None,
 ) -> Path:
     """Merge a LoRA adapter (and its fully trained projector) into the base weights.
 
@@ -46,18 +46,22 @@ def merge(
         adapter: adapter directory written by ``text4seg train``.
         out: output directory: config.json + safetensors weights, the processor, text4seg_config.json.
         model: base model (hub id or directory); default: the one recorded in the adapter.
-        dtype: dtype of the merged weights (default: the base model's own, float32 when unknown).
-        device: where to merge (``"cpu"`` needs RAM for the whole model).
-        trust_remote_code: passed to transformers.
+        load: where and how to load (:class:`~text4seg.options.LoadOptions`): ``dtype`` of the merged weights
+            (default: the base model's own, float32 when unknown), ``device`` (default ``"cpu"``, which needs
+            RAM for the whole model), ``trust_remote_code``. Quantized loading cannot be merged.
 
     Returns:
         ``Path(out)``.
 
     Raises:
         FileNotFoundError: no adapter directory.
-        ValueError: ``out`` is the adapter directory itself.
+        ValueError: ``out`` is the adapter directory itself, or 4/8-bit loading was asked for.
     """
-    from text4seg.model import adapter_base, load_model
+    from text4seg.modeling.loading import adapter_base, load_model
+
+    load = load or LoadOptions()
+    if load.quantized:
+        raise ValueError("merge: a 4-bit/8-bit model cannot be merged and saved; load it in float precision")
 
     adapter = Path(adapter)
     if not (adapter / "adapter_config.json").is_file():
@@ -66,14 +70,8 @@ def merge(
     if out.resolve() == adapter.resolve():
         raise ValueError(f"--out {out}: must differ from the adapter directory")
     base = str(model) if model is not None else adapter_base(adapter)
-    loaded = load_model(
-        base,
-        adapter,
-        device=device,
-        dtype=dtype or _base_dtype(base),
-        merge_adapter=True,
-        trust_remote_code=trust_remote_code,
-    )
+    load = dataclasses.replace(load, device=load.device or "cpu", dtype=load.dtype or _base_dtype(base))
+    loaded = load_model(base, adapter, load, merge_adapter=True)
     out.mkdir(parents=True, exist_ok=True)
     loaded.model.save_pretrained(out)
     loaded.processor.save_pretrained(out)
@@ -81,20 +79,3 @@ def merge(
     logger.info("merged %s into %s -> %s", adapter, base, out)
     return out
 
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    """Options of ``text4seg merge`` (defaults None: :func:`merge` owns them)."""
-    parser.add_argument("--adapter", required=True, help="LoRA adapter directory")
-    parser.add_argument("--out", required=True, help="output directory of the merged model")
-    parser.add_argument("--model", help="base model (default: recorded in the adapter)")
-    parser.add_argument("--dtype", help="float32, bfloat16 or float16 (default: the base model's)")
-    parser.add_argument("--device", help="device to merge on (default: cpu)")
-    parser.add_argument("--trust-remote-code", action="store_const", const=True)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``text4seg merge``; prints the output directory."""
-    kwargs = {k: v for k, v in vars(args).items() if v is not None and k != "command"}
-    out = merge(kwargs.pop("adapter"), kwargs.pop("out"), **kwargs)
-    print(f"merged model: {out}")
-    return 0

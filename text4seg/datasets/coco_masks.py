@@ -18,6 +18,7 @@ __all__ = [
     "SkipLog",
     "skip_or_raise",
     "decode_rle",
+    "encode_rle",
     "segmentation_to_mask",
     "segmentation_to_rle",
     "union_masks",
@@ -147,6 +148,17 @@ def decode_rle(rle: dict) -> np.ndarray:
         # pycocotools under numpy 2 warns about its own __array__ on every decode.
         warnings.simplefilter("ignore", DeprecationWarning)
         return mask_utils.decode(rle).astype(bool)
+
+
+def encode_rle(mask: np.ndarray) -> dict:
+    """COCO RLE of an (H, W) bool mask, JSON-ready: ``{"size": [H, W], "counts": str}`` (pycocotools,
+    column-major; :func:`decode_rle` reads it back)."""
+    from pycocotools import mask as mask_utils
+
+    rle = mask_utils.encode(np.asfortranarray(np.asarray(mask, dtype=np.uint8)))
+    counts = rle["counts"]
+    return {"size": [int(v) for v in rle["size"]],
+            "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
 
 
 def segmentation_to_mask(segmentation: object, height: int, width: int) -> np.ndarray:

@@ -397,7 +397,7 @@ def _load_index(root: Path, split: str) -> dict:
     if not path.is_file():
         raise FileNotFoundError(
             f"synthetic index {path} not found (synthetic layout: <root>/synthetic/<split>.json); "
-            f"create it with `python -m data_builders synthetic --root {root}` or generate_synthetic()"
+            f"create it with `python -m data_builders synthetic --data-root {root}` or generate_synthetic()"
         )
     try:
         index = json.loads(path.read_text(encoding="utf-8"))

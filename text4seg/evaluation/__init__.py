@@ -2,7 +2,7 @@
 
 Modules: :mod:`~text4seg.evaluation.tasks` (what each task reads and reports), :mod:`~.records` (crash-safe
 JSONL), :mod:`~.scoring` (per-sample records → meters → scores, tables), :mod:`~.runner` (the loop, sharding,
-merging), :mod:`~.visualize` (overlays). The ``text4seg eval`` command is :mod:`text4seg.evaluate`.
+merging), :mod:`~.visualize` (overlays). The ``text4seg eval`` command is :mod:`text4seg.cli.eval`.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ embedding), and shards are whole images: image group ``g`` goes to rank ``g % wo
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import time
@@ -22,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from text4seg.datasets.semantic import IGNORE_ID
 from text4seg.evaluation.records import SampleLog
-from text4seg.evaluation.scoring import IGNORE_INDEX, Scorer, gt_box, referring_fields, semantic_fields
+from text4seg.evaluation.scoring import Scorer, gt_box, referring_fields, semantic_fields
 from text4seg.evaluation.shards import (
     RUN_FILE,
     check_settings,
@@ -35,6 +37,7 @@ from text4seg.evaluation.shards import (
 )
 from text4seg.evaluation.tasks import TaskSpec, resolve_dataset, task_spec
 from text4seg.io import write_json_atomic
+from text4seg.options import DecodingOptions, LoadOptions
 
 __all__ = ["evaluate", "merge_shards"]
 
@@ -58,7 +61,7 @@ def _reader(spec: TaskSpec, dataset: str, root: Path, split: str) -> Iterator[An
     return read(dataset, root, split)
 
 
-def _items(spec: TaskSpec, samples: Iterator[Any], limit: int | None) -> Iterator[_Item]:
+def _items(spec: TaskSpec, samples: Iterator[Any], limit: int | None, expressions: str = "all") -> Iterator[_Item]:
     index = 0
     for sample in samples:
         if spec.kind == "semantic":
@@ -67,6 +70,8 @@ def _items(spec: TaskSpec, samples: Iterator[Any], limit: int | None) -> Iterato
             if not sample.expressions:
                 raise ValueError(f"sample {sample.id}: no expression to evaluate")
             entries = list(enumerate(sample.expressions))
+            if expressions == "first":
+                entries = entries[:1]
         for k, expression in entries:
             if limit is not None and index >= limit:
                 return
@@ -83,12 +88,16 @@ def _image_groups(items: Iterator[_Item]) -> Iterator[list[_Item]]:
 # --------------------------------------------------------------------------------------- model side
 
 
-def _build_segmenter(model: str | None, adapter: str | None, device: Any) -> Any:
+def _build_segmenter(model: str | None, adapter: str | None, load: LoadOptions, decoding: DecodingOptions,
+                     device: Any) -> Any:
     if model is None:
         raise ValueError("--model is required: a model directory (with text4seg_config.json) or hub id")
     from text4seg.segmenter import Segmenter
 
-    return Segmenter.from_pretrained(str(model), None if adapter is None else str(adapter), device=device)
+    if device is not None and load.device is None:
+        load = dataclasses.replace(load, device=str(device))
+    return Segmenter.from_pretrained(str(model), None if adapter is None else str(adapter), load=load,
+                                     decoding=decoding)
 
 
 def _build_refiner(refiner: Any, sam_checkpoint: str | None, sam_type: str, device: Any) -> Any:
@@ -105,18 +114,31 @@ def _build_refiner(refiner: Any, sam_checkpoint: str | None, sam_type: str, devi
     return refiner  # an object with set_image / refine / refine_labels (e.g. a SamRefiner)
 
 
-def _with_template(segmenter: Any, template: int | None) -> Any:
-    """The segmenter asking template ``K`` of the referring / all-classes families (None: its own wording,
-    the training template stored in ``text4seg_config.json``)."""
-    if template is None:
+def _check_question(question_index: int | str | None, question_template: str | None) -> None:
+    if question_index is not None and question_template is not None:
+        raise ValueError("give --question-template or --question-index, not both")
+    if question_index is None:
+        return
+    from text4seg.prompts import ALL_CLASSES_QUESTIONS, REFERRING_QUESTIONS
+
+    if question_index == "random" or isinstance(question_index, bool) or not isinstance(question_index, int):
+        raise ValueError(f"--question-index {question_index!r}: evaluation asks one question, give an index K")
+    for family, name in ((REFERRING_QUESTIONS, "REFERRING_QUESTIONS"), (ALL_CLASSES_QUESTIONS, "ALL_CLASSES_QUESTIONS")):
+        if not 0 <= question_index < len(family):
+            raise ValueError(f"--question-index {question_index}: {name} has templates 0..{len(family) - 1}")
+
+
+def _with_question(segmenter: Any, question_index: int | None, question_template: str | None) -> Any:
+    """The segmenter asking template ``K`` of the referring / all-classes families, or a literal referring
+    question (None, None: its own wording, the training question stored in ``text4seg_config.json``)."""
+    if question_template is not None:
+        return segmenter.with_config(question_template=question_template)
+    if question_index is None:
         return segmenter
     from text4seg.prompts import ALL_CLASSES_QUESTIONS, REFERRING_QUESTIONS
 
-    for family, name in ((REFERRING_QUESTIONS, "REFERRING_QUESTIONS"), (ALL_CLASSES_QUESTIONS, "ALL_CLASSES_QUESTIONS")):
-        if not 0 <= int(template) < len(family):
-            raise ValueError(f"template {template}: {name} has templates 0..{len(family) - 1}")
-    return segmenter.with_config(question_template=REFERRING_QUESTIONS[int(template)],
-                                 semantic_template=ALL_CLASSES_QUESTIONS[int(template)])
+    return segmenter.with_config(question_template=REFERRING_QUESTIONS[question_index],
+                                 semantic_template=ALL_CLASSES_QUESTIONS[question_index])
 
 
 def _label_map(dataset: str, class_names: list[str], background: str) -> Any:
@@ -130,7 +152,7 @@ def _label_map(dataset: str, class_names: list[str], background: str) -> Any:
     except (ValueError, KeyError):
         synonyms = {}
     synonyms = {alias: name for alias, name in synonyms.items() if name in class_names}
-    return LabelMap(class_names, synonyms=synonyms, background=background, fallback_id=IGNORE_INDEX)
+    return LabelMap(class_names, synonyms=synonyms, background=background, fallback_id=IGNORE_ID)
 
 
 # ------------------------------------------------------------------------------------------ evaluate
@@ -150,8 +172,12 @@ def evaluate(
     limit: int | None = None,
     out: str | os.PathLike | None = None,
     save_vis: int = 0,
-    template: int | None = None,
+    question_index: int | None = None,
+    question_template: str | None = None,
+    expressions: str = "all",
     batch_size: int = 1,
+    load: LoadOptions | None = None,
+    decoding: DecodingOptions | str | None = None,
     segmenter: Any = None,
     rank: int | None = None,
     world_size: int | None = None,
@@ -176,11 +202,16 @@ def evaluate(
         limit: evaluate only samples ``0 .. limit-1``.
         out: output folder; default ``runs/eval/<task>_<dataset>_<split>``.
         save_vis: write overlays of the first ``save_vis`` samples to ``out/vis``.
-        template: question template index of :data:`text4seg.prompts.REFERRING_QUESTIONS` (default: the
-            model's own training template, ``Segmenter.referring_prompt``).
+        question_index: ask template K of :data:`text4seg.prompts.REFERRING_QUESTIONS` (and of the
+            all-classes questions); default: the model's own training question (``text4seg_config.json``).
+        question_template: a literal referring question containing ``{expression}`` instead.
+        expressions: ``"all"`` expressions of each referring sample, or only the ``"first"``.
         batch_size: images per batched ``Segmenter.segment_many`` call (all expressions of one image always go
             in one call).
-        segmenter: a ready :class:`text4seg.Segmenter` (e.g. with a stub backend in tests).
+        load: device, dtype, 4/8-bit, attention kernel, remote code (:class:`~text4seg.options.LoadOptions`).
+        decoding: decoding mode or :class:`~text4seg.options.DecodingOptions` (default ``fast``).
+        segmenter: a ready :class:`text4seg.Segmenter` (e.g. with a stub backend in tests); ``load`` and
+            ``decoding`` are then unused.
         rank, world_size: this process's shard; default from ``accelerate`` (``PartialState``) if installed,
             else a single process. With explicit values and ``world_size > 1`` nothing is merged: call
             :func:`merge_shards` once every shard is done.
@@ -197,6 +228,12 @@ def evaluate(
         raise ValueError(f"limit must be >= 0, got {limit}")
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if expressions not in ("all", "first"):
+        raise ValueError(f"expressions {expressions!r}: expected 'all' or 'first'")
+    _check_question(question_index, question_template)
+    load = load or LoadOptions()
+    if decoding is None or isinstance(decoding, str):
+        decoding = DecodingOptions() if decoding is None else DecodingOptions(decoding=decoding)
     out = Path(out) if out is not None else Path("runs") / "eval" / f"{task}_{dataset}_{split}"
     rank, world, state = rank_world(rank, world_size)
     if device is None and state is not None and world > 1:
@@ -221,7 +258,13 @@ def evaluate(
         "refiner": ("sam" if refiner == "sam" else type(refiner).__name__) if refined else "none",
         "sam_type": sam_type if refined else None,
         "sam_checkpoint": None if sam_checkpoint is None or not refined else str(sam_checkpoint),
-        "template": template,
+        "question_index": question_index,
+        "question_template": question_template,
+        "expressions": expressions,
+        "decoding": None if segmenter is not None else decoding.decoding,
+        "max_new_tokens": None if segmenter is not None else decoding.max_new_tokens,
+        "dtype": None if segmenter is not None or load.dtype is None else str(load.dtype),
+        "quantization": "4bit" if load.load_in_4bit else "8bit" if load.load_in_8bit else None,
         "limit": None if limit is None else int(limit),
         "class_names": class_names,
     }
@@ -231,8 +274,8 @@ def evaluate(
     done_file(out, rank, world).unlink(missing_ok=True)
 
     if segmenter is None:
-        segmenter = _build_segmenter(model, adapter, device)
-    segmenter = _with_template(segmenter, template)
+        segmenter = _build_segmenter(model, adapter, load, decoding, device)
+    segmenter = _with_question(segmenter, question_index, question_template)
     run = _Run(
         spec=spec,
         segmenter=segmenter,
@@ -242,6 +285,7 @@ def evaluate(
         save_vis=int(save_vis),
         class_names=class_names,
         label_map=None if class_names is None else _label_map(dataset, class_names, segmenter.config.background),
+        expressions=expressions,
     )
     log = SampleLog(samples_file(out, rank, world))
     try:
@@ -272,6 +316,7 @@ class _Run:
     save_vis: int
     class_names: list[str] | None
     label_map: Any
+    expressions: str = "all"
 
     def shard(self, samples: Iterator[Any], log: SampleLog, done: dict[int, dict], rank: int, world: int, *,
               limit: int | None, batch_size: int, progress: bool) -> int:
@@ -283,7 +328,7 @@ class _Run:
         batch: list[list[_Item]] = []
         bar = tqdm(desc=f"eval {self.spec.name}", unit="sample", total=limit if world == 1 else None,
                    disable=not progress or rank != 0, dynamic_ncols=True)
-        for number, group in enumerate(_image_groups(_items(self.spec, samples, limit))):
+        for number, group in enumerate(_image_groups(_items(self.spec, samples, limit, self.expressions))):
             if number % world != rank:
                 continue
             total += len(group)
@@ -362,12 +407,12 @@ class _Run:
             pred = grid_to_mask(result.grid, self.label_map, tuple(result.mask.shape))
             _check_shape(pred, gt, sample)
             _, unknown = self.label_map.ids(result.grid)
-            record["repairs"] += [f"unknown class {name!r}: id {IGNORE_INDEX}" for name in unknown]
+            record["repairs"] += [f"unknown class {name!r}: id {IGNORE_ID}" for name in unknown]
             num_classes = len(self.class_names)
             record.update(semantic_fields(pred, gt, num_classes))
             masks["coarse"] = pred
             if self.refiner is not None:
-                present = [int(c) for c in np.unique(pred) if c not in (0, IGNORE_INDEX)]
+                present = [int(c) for c in np.unique(pred) if c not in (0, IGNORE_ID)]
                 fine = self.refiner.refine_labels(pred, present).label_map
                 record.update(semantic_fields(fine, gt, num_classes, suffix="_refined"))
                 masks["refined"] = fine

@@ -1,0 +1,168 @@
+"""Segment one image for one or more queries and write the masks (``text4seg segment``).
+
+Prints the answer and a summary per query (grid, repairs, foreground share, time), writes the mask PNG (0/255;
+one file per query when there are several: ``mask_0.png``, ``mask_1.png``, ...) and an overlay beside it;
+``json_output`` prints a machine-readable result instead, with each mask as COCO RLE.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from text4seg.datasets.coco_masks import encode_rle
+from text4seg.options import DecodingOptions, LoadOptions
+
+__all__ = ["segment_image", "overlay_path_for"]
+
+
+def overlay_path_for(mask_path: str | os.PathLike) -> Path:
+    """Where the overlay of a mask goes by default: beside it, ``<stem>_overlay.png``."""
+    mask_path = Path(mask_path)
+    return mask_path.with_name(f"{mask_path.stem}_overlay.png")
+
+
+def _numbered(path: Path, k: int, n: int) -> Path:
+    return path if n == 1 else path.with_name(f"{path.stem}_{k}{path.suffix}")
+
+
+def segment_image(
+    image: str | os.PathLike,
+    queries: Sequence[str] = (),
+    *,
+    model: str,
+    adapter: str | None = None,
+    instruction: str | None = None,
+    classes: Sequence[str] | None = None,
+    out: str | os.PathLike = "mask.png",
+    overlay: str | os.PathLike | bool = True,
+    json_output: bool = False,
+    load: LoadOptions | None = None,
+    decoding: DecodingOptions | str | None = None,
+    question_template: str | None = None,
+    question_index: int | None = None,
+    upsample: str = "nearest",
+    stream: Any = None,
+) -> dict:
+    """Segment ``image`` for each query (or one instruction / class list), write PNGs, print a report.
+
+    Args:
+        image: image file.
+        queries: referring expressions (one mask each).
+        model, adapter: model directory or hub id, optional LoRA adapter.
+        instruction: free-form request sent as is (instead of queries).
+        classes: class names for a semantic prompt (instead of queries); the mask PNG holds class indices.
+        out: mask PNG path (0/255 for referring masks); numbered ``stem_k`` when there are several queries.
+        overlay: overlay PNG path (numbered likewise); True (default): beside the mask, ``<stem>_overlay.png``;
+            False: none.
+        json_output: print one JSON object instead of text.
+        load, decoding: loading and generation options (:class:`LoadOptions`, :class:`DecodingOptions`).
+        question_template: the referring question (a text with ``{expression}``); default: the model's.
+        question_index: ask template K of :data:`text4seg.prompts.REFERRING_QUESTIONS` instead.
+        upsample: ``"nearest"`` or ``"smooth"``.
+        stream: where to print (default stdout).
+
+    Returns:
+        The JSON-able report (also printed with ``json_output``).
+    """
+    from text4seg.images import load_image, overlay_mask, save_mask_png
+    from text4seg.segmenter import Segmenter
+
+    stream = stream or sys.stdout
+    queries = list(queries)
+    if sum(bool(x) for x in (queries, instruction, classes)) != 1:
+        raise ValueError("segment: give query text(s), or --instruction, or --classes (exactly one kind)")
+    picture = load_image(image)  # fails early, naming the file
+    t0 = time.perf_counter()
+    question_template = resolve_question(question_template, question_index)
+    segmenter = Segmenter.from_pretrained(model, adapter, load=load, decoding=decoding,
+                                          question_template=question_template)
+    load_seconds = time.perf_counter() - t0
+    if queries:
+        results = segmenter.segment(picture, queries, upsample=upsample)
+    else:
+        results = [segmenter.segment(picture, instruction=instruction, classes=classes, upsample=upsample)]
+    out = Path(out)
+    if overlay is True:
+        overlay = overlay_path_for(out)
+    overlay = None if overlay is False or overlay is None else Path(overlay)
+    report: dict[str, Any] = {
+        "image": str(image),
+        "size": [picture.height, picture.width],
+        "model": str(model),
+        "adapter": None if adapter is None else str(adapter),
+        "grid": list(segmenter.config.grid),
+        "descriptor_form": segmenter.config.descriptor_form,
+        "load_seconds": round(load_seconds, 3),
+        "results": [],
+    }
+    for k, res in enumerate(results):
+        mask_path = _numbered(out, k, len(results))
+        mask_path.parent.mkdir(parents=True, exist_ok=True)
+        save_mask_png(res.mask, mask_path)
+        overlay_path = None
+        if overlay is not None:
+            overlay_path = _numbered(overlay, k, len(results))
+            overlay_path.parent.mkdir(parents=True, exist_ok=True)
+            overlay_mask(picture, res.mask).save(overlay_path)
+        entry: dict[str, Any] = {
+            "query": res.query,
+            "prompt": res.prompt,
+            "text": res.text,
+            "form": res.form,
+            "repairs": res.repairs,
+            "foreground_share": round(res.foreground_share, 6),
+            "seconds": round(res.seconds, 4),
+            "tokens": res.tokens,
+            "mask_png": str(mask_path),
+            "overlay_png": None if overlay_path is None else str(overlay_path),
+        }
+        if res.mask.dtype == bool:
+            entry["rle"] = encode_rle(res.mask)
+        else:
+            entry["class_ids"] = [int(v) for v in np.unique(res.mask)]
+            entry["rle"] = {str(int(v)): encode_rle(res.mask == v) for v in np.unique(res.mask)}
+        report["results"].append(entry)
+    if json_output:
+        json.dump(report, stream, ensure_ascii=False)
+        stream.write("\n")
+        return report
+    height, width = segmenter.config.grid
+    for entry in report["results"]:
+        print(f"query: {entry['query']}", file=stream)
+        print(entry["text"].rstrip("\n"), file=stream)
+        repairs = "; ".join(entry["repairs"]) if entry["repairs"] else "none"
+        print(
+            f"grid {height}x{width} ({entry['form']}), repairs: {repairs}, foreground "
+            f"{100 * entry['foreground_share']:.1f}%, {entry['seconds']:.2f} s, {entry['tokens']} tokens",
+            file=stream,
+        )
+        files = f"mask: {entry['mask_png']}"
+        if entry["overlay_png"]:
+            files += f"  overlay: {entry['overlay_png']}"
+        print(files, file=stream)
+    return report
+
+
+def resolve_question(question_template: str | None, question_index: int | str | None) -> str | None:
+    """The literal referring question from ``--question-template`` or ``--question-index K`` (not both)."""
+    if question_index is None:
+        return question_template
+    if question_template is not None:
+        raise ValueError("give --question-template or --question-index, not both")
+    from text4seg.prompts import REFERRING_QUESTIONS
+
+    if question_index == "random":
+        raise ValueError("--question-index random: a random question is for building training data; "
+                         "inference asks one question, give an index K")
+    if not 0 <= int(question_index) < len(REFERRING_QUESTIONS):
+        raise ValueError(f"--question-index {question_index}: REFERRING_QUESTIONS has templates "
+                         f"0..{len(REFERRING_QUESTIONS) - 1}")
+    return REFERRING_QUESTIONS[int(question_index)]
