@@ -19,7 +19,7 @@ quickstart: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check text4seg data_builders tests benchmarks
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -m "slow or not slow" tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check text4seg data_builders tests benchmarks

@@ -159,7 +159,7 @@ def token_counters(texts: Sequence[str], labels: Sequence[str]) -> dict[str, Cal
         "bpe": lambda batch: [len(e.ids) for e in bpe.encode_batch(list(batch))],
     }
     try:
-        from text4seg.tokenizer import build_tiny_tokenizer
+        from text4seg.modeling.tokenizer import build_tiny_tokenizer
     except ImportError:
         return counters
     tiny = build_tiny_tokenizer(texts, labels)

@@ -177,9 +177,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from text4seg.datasets.synthetic import generate_synthetic
+    from text4seg.decoding import HFGenerationBackend
     from text4seg.images import load_image
-    from text4seg.model import load_model
-    from text4seg.segmenter import HFGenerationBackend, Segmenter
+    from text4seg.modeling import load_model
+    from text4seg.segmenter import Segmenter
 
     model_dir = Path(args.model or "runs/quickstart/model")
     if not (model_dir / "config.json").is_file():

@@ -39,19 +39,21 @@ QUICKSTART_MODEL = Path("runs/quickstart/model")
 
 def tiny_model(work: Path, train_minutes: float, seed: int) -> Path:
     """A quickstart-recipe tiny model: trained for ``train_minutes`` (> 0) or built untrained."""
-    from text4seg.quickstart import TINY_PRESET, quickstart
+    from text4seg.presets import TINY_PRESET
+    from text4seg.quickstart import quickstart
 
     if train_minutes > 0:
         print(f"no --model and no {QUICKSTART_MODEL}: training a tiny model for {train_minutes:g} min", flush=True)
         return quickstart(work / "quickstart", minutes=train_minutes, seed=seed, progress=False).model_dir
     from text4seg.datasets.synthetic import COLOURS, SHAPES
-    from text4seg.model import build_tiny_model
+    from text4seg.modeling import build_tiny_model
 
     print("no --model and no trained quickstart model: building an UNTRAINED tiny model (noise answers)", flush=True)
-    words = [f"the {c} {s}" for c in COLOURS for s in SHAPES] + [TINY_PRESET.question_template,
-                                                                   TINY_PRESET.answer_sentence]
-    return build_tiny_model(work / "untrained", texts=words, labels=[TINY_PRESET.fg_label], seed=seed,
-                            fg_label=TINY_PRESET.fg_label, **TINY_PRESET.model_kwargs())
+    data = TINY_PRESET.data
+    words = [f"the {c} {s}" for c in COLOURS for s in SHAPES] + [data.question_template, data.answer_sentence]
+    return build_tiny_model(work / "untrained", texts=words, labels=[data.fg_label], seed=seed,
+                            fg_label=data.fg_label, question_template=data.question_template,
+                            **TINY_PRESET.model.model_kwargs())
 
 
 def naive_loop(segmenter, root: Path, samples, work: Path) -> tuple[dict, list[float]]:

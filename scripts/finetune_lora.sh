@@ -6,7 +6,7 @@
 #
 # Build the data first (reference layout under $DATA_ROOT, see playground/README.md):
 #   for d in refcoco refcoco+ refcocog refclef; do
-#     python -m data_builders refcoco --dataset $d --root playground/data --out playground/data/text4seg/${d}_p16.json
+#     python -m data_builders refcoco --dataset $d --data-root playground/data --out playground/data/text4seg/${d}_p16.json
 #   done
 #
 # Usage: scripts/finetune_lora.sh [extra text4seg-train options]
@@ -35,8 +35,8 @@ exec accelerate launch --config_file "$ACCELERATE_CONFIG" --num_processes "$NUM_
   -m text4seg.cli train \
   --model "$MODEL" \
   "${DATA_ARGS[@]}" \
-  --image-root "$DATA_ROOT" \
-  --output-dir "$OUT" \
+  --data-root "$DATA_ROOT" \
+  --out "$OUT" \
   --grid 16 --descriptor-form rle --fg-label sentence --image-position before \
   --epochs 2 \
   --lr 2e-4 --projector-lr "$PROJECTOR_LR" \

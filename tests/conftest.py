@@ -50,7 +50,7 @@ class TinyData:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
-    from text4seg.model import build_tiny_model
+    from text4seg.modeling import build_tiny_model
 
     out = tmp_path_factory.mktemp("tiny_model")
     return build_tiny_model(
@@ -69,21 +69,16 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> TinyData:
     from text4seg.datasets.synthetic import generate_synthetic
-    from text4seg.quickstart import build_referring_json
+    from text4seg.items import BuildSummary, referring_items, write_items
 
     root = tmp_path_factory.mktemp("tiny_data")
     samples = generate_synthetic(root, "train", num_images=6, image_size=32, seed=0)
     json_path = root / "train.json"
-    n = build_referring_json(
-        samples,
-        json_path,
-        grid=TINY_GRID,
-        descriptor_form="plain",
-        fg_label="target",
-        question_template=TINY_QUESTION,
-        answer_sentence=TINY_ANSWER,
-        expressions="first",
-    )
+    summary = BuildSummary(name="tiny")
+    items = referring_items(samples, summary, grid=TINY_GRID, rle=False, fg_label="target", rounds=1, repeat=1,
+                            question_template=TINY_QUESTION, answer_sentence=TINY_ANSWER, expressions="first",
+                            shuffle=True)
+    n = write_items(json_path, items, summary)
     return TinyData(root=root, json_path=json_path, samples=samples, items=n)
 
 

@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 
 from text4seg.config import Text4SegConfig
+from text4seg.decoding import GeneratedText, HFGenerationBackend
 from text4seg.descriptors import encode_descriptor
-from text4seg.segmenter import GeneratedText, HFGenerationBackend, SegmentationResult, Segmenter
+from text4seg.segmenter import SegmentationResult, Segmenter
 
 CONFIG = Text4SegConfig(grid=(4, 4), descriptor_form="plain", question_template="Find {expression} now.",
                         fg_label="target")
@@ -183,7 +184,7 @@ def tiny_segmenter(tiny_model_dir):
 
 
 def test_hf_backend_budget_and_decoding_modes(tiny_model_dir):
-    from text4seg.model import load_model
+    from text4seg.modeling import load_model
 
     loaded = load_model(tiny_model_dir, device="cpu")
     backend = HFGenerationBackend(loaded.model, loaded.processor, loaded.config)
@@ -256,7 +257,7 @@ def test_segment_command_writes_masks_and_json(tiny_model_dir, tiny_data, tmp_pa
 def test_coco_rle_roundtrip():
     from pycocotools import mask as mask_utils
 
-    from text4seg.segment_command import coco_rle
+    from text4seg.datasets.coco_masks import encode_rle as coco_rle
 
     mask = np.zeros((5, 7), dtype=bool)
     mask[1:3, 2:6] = True

@@ -20,15 +20,15 @@ from fixtures_data import (
     make_refcoco_layout,
 )
 
-import data_builders.semantic as semantic_builder
+import text4seg.items.semantic as semantic_builder
 from data_builders import BUILDERS, grefcoco, mix, reasonseg, refcoco, semantic, synthetic
 from data_builders.__main__ import main
-from data_builders.output import BuildSummary
-from data_builders.referring import referring_items, safe_text
 from text4seg.datasets import ReferringSample
 from text4seg.datasets.coco_masks import AnnotationError
 from text4seg.datasets.synthetic import count_synthetic
 from text4seg.descriptors import extract_descriptor
+from text4seg.items.output import BuildSummary
+from text4seg.items.referring import referring_items, safe_text
 from text4seg.prompts import (
     ALL_CLASSES_QUESTIONS,
     ANSWER_SENTENCES,
@@ -38,7 +38,7 @@ from text4seg.prompts import (
 )
 
 Q0, A0 = REFERRING_QUESTIONS[0], ANSWER_SENTENCES[0]
-FIXED = {"question_template": 0, "answer_template": 0, "quiet": True}
+FIXED = {"question_index": 0, "answer_index": 0, "quiet": True}
 
 
 def _load(path: Path) -> list[dict]:
@@ -171,7 +171,7 @@ def test_area_downsample_keeps_thin_targets():
     def answer(mode: str) -> str:
         summary = BuildSummary("t")
         items = list(referring_items([sample], summary, grid=4, downsample=mode, rounds=1, repeat=1,
-                                     question_template=0, answer_template=0))  # fmt: skip
+                                     question_index=0, answer_index=0))  # fmt: skip
         return extract_descriptor(_turns(items[0])[0][1])
 
     assert answer("nearest") == "others *4\n others *4\n others *4\n others *4\n"
@@ -349,7 +349,7 @@ def test_pascal_voc_exact_and_255_boundary_is_others(data_root, tmp_path):
             assert (
                 extract_descriptor(answer) == "aeroplane *2| others *2\n" + " aeroplane *2| others *2\n" * 3
             )
-    semantic.build(str(data_root), str(out), "pascal_voc", grid=16, rounds=1, quiet=True, answer_template=1)
+    semantic.build(str(data_root), str(out), "pascal_voc", grid=16, rounds=1, quiet=True, answer_index=1)
     answer = _turns(_load(out)[0])[0][1]
     assert answer.startswith(ANSWER_SENTENCES[1] + "\n<seg>")
     assert extract_descriptor(answer).startswith("aeroplane *8| others *8\n")  # column 8 (255) -> others
@@ -443,14 +443,14 @@ def test_cli_runs_every_builder_on_its_fixture(data_root, tmp_path, capsys):
         "ade20k": ["--split", "validation", "--repeat", "2"],
         "pascal_context": ["--split", "val"],
         "pascal_voc": ["--limit", "1"],
-        "reasonseg": ["--question-template", "random", "--answer-template", "2"],
+        "reasonseg": ["--question-index", "random", "--answer-template", "2"],
         "synthetic": ["--num-images", "3", "--image-size", "48", "--split", "val"],
     }
     assert set(runs) | {"mix"} == set(BUILDERS)
     outputs = []
     for name, extra in runs.items():
         out = tmp_path / f"{name}.json"
-        assert main([name, "--root", str(data_root if name != "synthetic" else tmp_path), "--out", str(out),
+        assert main([name, "--data-root", str(data_root if name != "synthetic" else tmp_path), "--out", str(out),
                      "--quiet", *extra]) == 0, name  # fmt: skip
         line = capsys.readouterr().out.strip().splitlines()[-1]
         assert line.startswith(f"{name}: ") and " items, " in line and str(out) in line
@@ -461,21 +461,21 @@ def test_cli_runs_every_builder_on_its_fixture(data_root, tmp_path, capsys):
 
 
 def test_cli_errors(data_root, tmp_path, capsys):
-    assert main(["refcoco", "--root", str(tmp_path / "missing"), "--out", str(tmp_path / "o.json")]) == 1
+    assert main(["refcoco", "--data-root", str(tmp_path / "missing"), "--out", str(tmp_path / "o.json")]) == 1
     err = capsys.readouterr().err
     assert "data_builders refcoco: error:" in err and "refs(unc).p" in err and "RefCOCO layout" in err
-    assert main(["refcoco", "--root", str(data_root), "--out", str(tmp_path / "o.json"), "--split", "testA",
+    assert main(["refcoco", "--data-root", str(data_root), "--out", str(tmp_path / "o.json"), "--split", "testA",
                  "--strict", "--quiet"]) == 1  # fmt: skip
     assert "refcoco_unc_testA_5" in capsys.readouterr().err
     assert not (tmp_path / "o.json").exists()
     with pytest.raises(SystemExit):
-        main(["refcoco", "--root", "x", "--out", "y", "--question-template", "often"])
+        main(["refcoco", "--data-root", "x", "--out", "y", "--question-index", "often"])
     assert main([]) == 2
 
 
 def test_module_help_lists_builders_and_options():
     out = subprocess.run([sys.executable, "-m", "data_builders", "--help"], capture_output=True, text=True,
-                         check=True, cwd=Path(__file__).resolve().parents[1]).stdout  # fmt: skip
+                         check=True, cwd=Path(__file__).resolve().parents[2]).stdout  # fmt: skip
     for name in BUILDERS:
         assert f"  {name}: " in out
     assert "--fg-label" in out and "--max-classes" in out and "--downsample" in out and "--rle" in out

@@ -143,7 +143,7 @@ def test_allowed_labels_from_prompts():
 
 @pytest.fixture(scope="module")
 def tiny_tokenizer():
-    from text4seg.tokenizer import build_tiny_tokenizer
+    from text4seg.modeling.tokenizer import build_tiny_tokenizer
 
     texts = ["Segment the red circle.", "Here is the mask.", "others *12| target *4\n others *16\n"] * 3
     return build_tiny_tokenizer(texts, ["target"], vocab_size=320)
@@ -304,7 +304,7 @@ def tiny64(tiny_model_dir):
     """The conftest tiny model, random weights, in float64."""
     import torch
 
-    from text4seg.model import load_model
+    from text4seg.modeling import load_model
 
     loaded = load_model(tiny_model_dir, dtype="float32", device="cpu")
     loaded.model.to(torch.float64)
@@ -323,8 +323,8 @@ def _plain_ids(loaded, config, images, prompts, budget):
     """Token ids of transformers' greedy generate, one prompt at a time (no padding)."""
     import torch
 
+    from text4seg.decoding import HFGenerationBackend
     from text4seg.decoding.hf import encode_inputs
-    from text4seg.segmenter import HFGenerationBackend
 
     render = HFGenerationBackend(loaded.model, loaded.processor, config).render
     eos = loaded.processor.tokenizer.eos_token_id
@@ -442,10 +442,12 @@ def test_fast_unsupported_reasons(tiny64):
     assert "model type" in fast_unsupported(Other())
 
 
+@pytest.mark.slow
 def test_segmenter_decoding_modes_agree(tiny64):
     """Through the public API: "fast" (the default) and "constrained" give the same answers, with no repairs,
     and a fixed budget still caps the grammar modes."""
-    from text4seg.segmenter import HFGenerationBackend, Segmenter
+    from text4seg.decoding import HFGenerationBackend
+    from text4seg.segmenter import Segmenter
 
     config = replace(tiny64.config, grid=(3, 4))
     image = np.random.default_rng(7).integers(0, 256, (40, 30, 3), dtype=np.uint8)

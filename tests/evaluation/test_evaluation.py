@@ -20,12 +20,13 @@ from fixtures_data import (
 from PIL import Image
 
 from text4seg.config import Text4SegConfig
+from text4seg.decoding import GeneratedText
 from text4seg.descriptors import encode_descriptor, sanitize_label, wrap_descriptor
 from text4seg.evaluation import evaluate, merge_shards
 from text4seg.evaluation.records import SampleLog, read_records
 from text4seg.evaluation.scoring import markdown_table
 from text4seg.refine import RefineOptions, SamRefiner
-from text4seg.segmenter import GeneratedText, Segmenter
+from text4seg.segmenter import Segmenter
 
 SENTENCE = "Sure, here is the segmentation."
 
@@ -175,16 +176,35 @@ def test_template_k_and_batched_images(tmp_path):
     answers = {REFERRING_QUESTIONS[2].format(expression=e): a for e, a in REFCOCO_ANSWERS.items()}
     backend = StubBackend(answers)
     scores = run("refer-seg", layout["root"], tmp_path / "out", Segmenter(backend, Text4SegConfig(grid=(4, 4))),
-                 dataset="refcoco", split="train", template=2, batch_size=2)
+                 dataset="refcoco", split="train", question_index=2, batch_size=2)
     assert backend.calls[0][1][0] == REFERRING_QUESTIONS[2].format(expression="man on left")
     assert [len(prompts) for _, prompts in backend.calls] == [3, 1]  # still one call per image
     ciou, giou = expected_referring(REFCOCO_COUNTS)
     assert_close(scores["coarse"]["ciou"], ciou)
     assert_close(scores["coarse"]["giou"], giou)
-    assert scores["settings"]["template"] == 2
-    with pytest.raises(ValueError, match="template 99"):
+    assert scores["settings"]["question_index"] == 2
+    with pytest.raises(ValueError, match="question-index 99"):
         run("refer-seg", layout["root"], tmp_path / "out2", stub_segmenter({}), dataset="refcoco", split="train",
-            template=99)
+            question_index=99)
+    with pytest.raises(ValueError, match="not both"):
+        run("refer-seg", layout["root"], tmp_path / "out3", stub_segmenter({}), dataset="refcoco", split="train",
+            question_index=1, question_template="Find {expression}.")
+
+
+def test_literal_question_and_first_expressions(tmp_path):
+    layout = make_refcoco_layout(tmp_path / "data")
+    answers = {f"Find {e}.": a for e, a in REFCOCO_ANSWERS.items()}
+    backend = StubBackend(answers)
+    scores = run("refer-seg", layout["root"], tmp_path / "out", Segmenter(backend, Text4SegConfig(grid=(4, 4))),
+                 dataset="refcoco", split="train", question_template="Find {expression}.", expressions="first")
+    asked = [prompt for _, prompts in backend.calls for prompt in prompts]
+    assert asked and all(p.startswith("Find ") and p.endswith(".") for p in asked)
+    assert scores["settings"]["question_template"] == "Find {expression}."
+    assert scores["settings"]["expressions"] == "first"
+    all_scores = run("refer-seg", layout["root"], tmp_path / "all", Segmenter(StubBackend(answers),
+                     Text4SegConfig(grid=(4, 4))), dataset="refcoco", split="train",
+                     question_template="Find {expression}.")
+    assert scores["samples"] < all_scores["samples"]
 
 
 # ------------------------------------------------------------------------------------------- grefer-seg
@@ -417,7 +437,7 @@ def test_merge_refuses_unfinished_shards(tmp_path):
 def test_cli_configure_defaults_are_none():
     import argparse
 
-    from text4seg.evaluate import configure
+    from text4seg.cli.eval import configure
 
     parser = argparse.ArgumentParser()
     configure(parser)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from text4seg.config import CONFIG_NAME, Text4SegConfig
 from text4seg.descriptors import encode_descriptor
-from text4seg.tokenizer import build_tiny_tokenizer, cell_token_strings
+from text4seg.modeling.tokenizer import build_tiny_tokenizer, cell_token_strings
 
 # ------------------------------------------------------------------------------------------------ config
 
@@ -143,7 +143,7 @@ def test_tiny_model_dir_is_self_describing(tiny_model_dir):
 def test_tiny_model_reloads_with_image_tokens_equal_to_cells(tiny_model_dir):
     from PIL import Image
 
-    from text4seg.model import encode_prompt, load_model, prepare_image, render_chat, user_content
+    from text4seg.modeling import encode_prompt, load_model, prepare_image, render_chat, user_content
 
     loaded = load_model(tiny_model_dir, device="cpu")
     assert type(loaded.model).__name__ == "LlavaForConditionalGeneration" and not loaded.model.training
@@ -165,7 +165,7 @@ def test_tiny_model_reloads_with_image_tokens_equal_to_cells(tiny_model_dir):
 def test_tiny_model_is_deterministic_by_seed(tmp_path):
     from safetensors.torch import load_file
 
-    from text4seg.model import build_tiny_model
+    from text4seg.modeling import build_tiny_model
 
     dims = dict(grid=4, patch_size=4, vision_hidden=16, vision_layers=1, text_hidden=32, text_layers=1, heads=2)
     a = build_tiny_model(tmp_path / "a", texts=["hi"], labels=["target"], seed=3, **dims)
@@ -179,7 +179,7 @@ def test_tiny_model_is_deterministic_by_seed(tmp_path):
 
 
 def test_module_discovery_on_llava(tiny_model_dir):
-    from text4seg.model import (
+    from text4seg.modeling import (
         language_model_prefix,
         load_model,
         lora_target_regex,
@@ -203,11 +203,15 @@ def test_module_discovery_on_llava(tiny_model_dir):
 def test_load_model_errors(tiny_model_dir, tmp_path, monkeypatch):
     import importlib.util
 
-    from text4seg.model import load_model
+    from text4seg._optional import MissingDependency
+    from text4seg.modeling import load_model
+    from text4seg.modeling.loading import _check_attn
 
-    with pytest.raises(ValueError, match=r"text4seg\[flash\]"):
-        real = importlib.util.find_spec
-        monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "flash_attn" else real(n, *a))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "flash_attn" else real(n, *a))
+    with pytest.raises(MissingDependency, match=r"pip install 'text4seg\[flash\]'"):
+        _check_attn("flash_attention_2", torch.device("cuda"))
+    with pytest.raises(ValueError, match="CUDA only"):  # the device is checked first
         load_model(tiny_model_dir, device="cpu", attn="flash_attention_2")
     monkeypatch.undo()
     with pytest.raises(ValueError, match="attn"):
@@ -223,7 +227,7 @@ def test_load_model_errors(tiny_model_dir, tmp_path, monkeypatch):
 def test_flash_attention_needs_cuda(tiny_model_dir, monkeypatch):
     import importlib.util
 
-    from text4seg.model import load_model
+    from text4seg.modeling import load_model
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: object() if n == "flash_attn" else real(n, *a))
@@ -232,7 +236,7 @@ def test_flash_attention_needs_cuda(tiny_model_dir, monkeypatch):
 
 
 def test_model_without_config_uses_defaults_with_warning(copy_model_dir, caplog):
-    from text4seg.model import load_model
+    from text4seg.modeling import load_model
 
     model_dir = copy_model_dir()
     (model_dir / CONFIG_NAME).unlink()

@@ -203,6 +203,7 @@ def test_point_prompts_tiny_object_survives_downscaling():
 # -------------------------------------------------------------------------------------- tiny SAM
 
 
+@pytest.mark.slow
 def test_refine_end_to_end_embeds_once_and_sends_aligned_prompt(sam):
     refiner = SamRefiner(sam, RefineOptions(rounds=1))
     recorder = RecordingPredictor(refiner.predictor)

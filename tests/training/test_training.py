@@ -12,22 +12,15 @@ import torch
 from PIL import Image
 
 from text4seg.config import CONFIG_NAME, Text4SegConfig
-from text4seg.descriptors import encode_descriptor
-from text4seg.train import (
-    DataSource,
-    Text4SegCollator,
-    Text4SegDataset,
-    descriptor_shape,
-    parse_data_spec,
-    train,
-)
+from text4seg.descriptors import descriptor_shape, encode_descriptor
+from text4seg.training import DataSource, Text4SegCollator, Text4SegDataset, parse_data_spec, train
 
 # ------------------------------------------------------------------------------------------------ helpers
 
 
 @pytest.fixture(scope="module")
 def loaded(tiny_model_dir):
-    from text4seg.model import load_model
+    from text4seg.modeling import load_model
 
     return load_model(tiny_model_dir, device="cpu")
 
@@ -287,7 +280,7 @@ def test_full_finetune_end_to_end(tmp_path, copy_model_dir, tiny_data):
 
     out = tmp_path / "run"
     result = train(
-        str(copy_model_dir()), [str(tiny_data.json_path)], out, image_root=tiny_data.root, full=True,
+        model=str(copy_model_dir()), data=[str(tiny_data.json_path)], out=out, data_root=tiny_data.root, full=True,
         max_steps=3, batch_size=2, lr=1e-3, save_steps=2, logging_steps=1, precision="fp32", progress=False,
     )
     assert result.global_step == 3 and not result.adapter and not result.stopped_by_time
@@ -302,6 +295,7 @@ def test_full_finetune_end_to_end(tmp_path, copy_model_dir, tiny_data):
     assert res.grid.shape == (8, 8) and res.tokens <= 80
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("train_vision", [False, True])
 def test_full_finetune_trains_vision_tower_only_when_asked(tmp_path, copy_model_dir, tiny_data, train_vision):
     from safetensors.torch import load_file
@@ -309,7 +303,7 @@ def test_full_finetune_trains_vision_tower_only_when_asked(tmp_path, copy_model_
     base = copy_model_dir()
     out = tmp_path / "run"
     train(
-        str(base), [str(tiny_data.json_path)], out, image_root=tiny_data.root, full=True, train_vision=train_vision,
+        model=str(base), data=[str(tiny_data.json_path)], out=out, data_root=tiny_data.root, full=True, train_vision=train_vision,
         max_steps=2, batch_size=2, lr=1e-2, save_steps=10, logging_steps=1, precision="fp32", progress=False,
     )
     before, after = load_file(str(base / "model.safetensors")), load_file(str(out / "model.safetensors"))
@@ -325,7 +319,7 @@ def test_full_finetune_trains_vision_tower_only_when_asked(tmp_path, copy_model_
 
 def test_train_vision_needs_full(tmp_path, tiny_model_dir, tiny_data):
     with pytest.raises(ValueError, match="--train-vision needs --full"):
-        train(str(tiny_model_dir), [str(tiny_data.json_path)], tmp_path / "x", image_root=tiny_data.root,
+        train(model=str(tiny_model_dir), data=[str(tiny_data.json_path)], out=tmp_path / "x", data_root=tiny_data.root,
               train_vision=True, max_steps=1, progress=False)
 
 
@@ -333,12 +327,12 @@ def test_train_vision_needs_full(tmp_path, tiny_model_dir, tiny_data):
 @pytest.mark.parametrize("group_by_length", [False, True])
 def test_resume_continues_exactly(tmp_path, copy_model_dir, tiny_data, group_by_length):
     model = str(copy_model_dir())
-    common = dict(image_root=tiny_data.root, full=True, max_steps=4, batch_size=2, lr=1e-3, save_steps=100,
+    common = dict(data_root=tiny_data.root, full=True, max_steps=4, batch_size=2, lr=1e-3, save_steps=100,
                   logging_steps=1, precision="fp32", progress=False, seed=3, group_by_length=group_by_length)
-    straight = train(model, [str(tiny_data.json_path)], tmp_path / "straight", **common)
-    first = train(model, [str(tiny_data.json_path)], tmp_path / "cut", callbacks=[_stop_at(2)], **common)
+    straight = train(model=model, data=[str(tiny_data.json_path)], out=tmp_path / "straight", **common)
+    first = train(model=model, data=[str(tiny_data.json_path)], out=tmp_path / "cut", callbacks=[_stop_at(2)], **common)
     assert first.global_step == 2 and (tmp_path / "cut" / "checkpoint-2").is_dir()
-    resumed = train(model, [str(tiny_data.json_path)], tmp_path / "cut", resume=True, **common)
+    resumed = train(model=model, data=[str(tiny_data.json_path)], out=tmp_path / "cut", resume=True, **common)
     assert resumed.global_step == 4
     losses = {e["step"]: e["loss"] for e in straight.log_history if "loss" in e}
     resumed_losses = {e["step"]: e["loss"] for e in resumed.log_history if "loss" in e}
@@ -353,7 +347,7 @@ def test_resume_continues_exactly(tmp_path, copy_model_dir, tiny_data, group_by_
 @pytest.mark.slow
 def test_time_budget_stops_and_saves(tmp_path, copy_model_dir, tiny_data):
     result = train(
-        str(copy_model_dir()), [str(tiny_data.json_path)], tmp_path / "t", image_root=tiny_data.root, full=True,
+        model=str(copy_model_dir()), data=[str(tiny_data.json_path)], out=tmp_path / "t", data_root=tiny_data.root, full=True,
         max_steps=50, batch_size=1, minutes=1e-4, save_steps=1000, precision="fp32", progress=False,
     )
     assert result.stopped_by_time and result.global_step == 1
@@ -365,7 +359,7 @@ def test_time_budget_stops_and_saves(tmp_path, copy_model_dir, tiny_data):
 def lora_run(tmp_path_factory, tiny_model_dir, tiny_data):
     out = tmp_path_factory.mktemp("lora") / "adapter"
     result = train(
-        str(tiny_model_dir), [str(tiny_data.json_path)], out, image_root=tiny_data.root, max_steps=2,
+        model=str(tiny_model_dir), data=[str(tiny_data.json_path)], out=out, data_root=tiny_data.root, max_steps=2,
         batch_size=2, lr=1e-2, projector_lr=5e-3, lora_r=4, lora_alpha=8, save_steps=100, precision="fp32",
         progress=False, logging_steps=1, gradient_checkpointing=True,
     )
@@ -388,34 +382,26 @@ def test_lora_adapter_dir_and_projector_lr(lora_run, tiny_model_dir):
     assert [e["step"] for e in lora_run.log_history if "loss" in e] == [1, 2]
 
 
-def test_projector_gets_its_own_learning_rate(tiny_model_dir, tiny_data, tmp_path):
-    from text4seg import train as train_module
+@pytest.mark.slow
+def test_projector_gets_its_own_learning_rate(tiny_model_dir, tiny_data, tmp_path, monkeypatch):
+    from text4seg.training import trainer as trainer_module
 
     captured = {}
-    original = train_module._make_trainer_class
 
-    def spy():
-        cls = original()
+    class Spy(trainer_module.Text4SegTrainer):
+        def create_optimizer(self, model=None):
+            opt = super().create_optimizer(model)
+            captured["groups"] = [(g["lr"], len(g["params"])) for g in opt.param_groups]
+            names = dict((id(p), n) for n, p in self.model.named_parameters())
+            captured["projector"] = [
+                names[id(p)] for g in opt.param_groups if g["lr"] == 5e-3 for p in g["params"]
+            ]
+            return opt
 
-        class Spy(cls):
-            def create_optimizer(self, model=None):
-                opt = super().create_optimizer(model)
-                captured["groups"] = [(g["lr"], len(g["params"])) for g in opt.param_groups]
-                names = dict((id(p), n) for n, p in self.model.named_parameters())
-                captured["projector"] = [
-                    names[id(p)] for g in opt.param_groups if g["lr"] == 5e-3 for p in g["params"]
-                ]
-                return opt
-
-        return Spy
-
-    train_module._make_trainer_class = spy
-    try:
-        train(str(tiny_model_dir), [str(tiny_data.json_path)], tmp_path / "o", image_root=tiny_data.root,
-              max_steps=1, batch_size=1, lr=1e-2, projector_lr=5e-3, lora_r=2, lora_alpha=4, precision="fp32",
-              progress=False, save_steps=100)
-    finally:
-        train_module._make_trainer_class = original
+    monkeypatch.setattr(trainer_module, "Text4SegTrainer", Spy)
+    train(model=str(tiny_model_dir), data=[str(tiny_data.json_path)], out=tmp_path / "o", data_root=tiny_data.root,
+          max_steps=1, batch_size=1, lr=1e-2, projector_lr=5e-3, lora_r=2, lora_alpha=4, precision="fp32",
+          progress=False, save_steps=100)
     assert {lr for lr, _ in captured["groups"]} == {1e-2, 5e-3}
     assert captured["projector"] and all("multi_modal_projector" in n for n in captured["projector"])
     assert len(captured["projector"]) == 4  # linear_1/linear_2 weight + bias
@@ -424,7 +410,7 @@ def test_projector_gets_its_own_learning_rate(tiny_model_dir, tiny_data, tmp_pat
 @pytest.mark.slow
 def test_merge_gives_identical_outputs(lora_run, tmp_path, tiny_data):
     from text4seg.merge import merge
-    from text4seg.model import encode_prompt, load_model, prepare_image, render_chat, user_content
+    from text4seg.modeling import encode_prompt, load_model, prepare_image, render_chat, user_content
     from text4seg.segmenter import Segmenter
 
     merged_dir = merge(lora_run.output_dir, tmp_path / "merged")
@@ -454,7 +440,7 @@ def test_merge_gives_identical_outputs(lora_run, tmp_path, tiny_data):
 def test_qlora_4bit_step_on_cpu(tmp_path, tiny_model_dir, tiny_data):
     pytest.importorskip("bitsandbytes")
     result = train(
-        str(tiny_model_dir), [str(tiny_data.json_path)], tmp_path / "q", image_root=tiny_data.root,
+        model=str(tiny_model_dir), data=[str(tiny_data.json_path)], out=tmp_path / "q", data_root=tiny_data.root,
         load_in_4bit=True, max_steps=1, batch_size=1, lora_r=2, lora_alpha=4, save_steps=100,
         precision="fp32", progress=False, device="cpu",
     )
@@ -472,7 +458,7 @@ def test_train_tiny_from_cli(tmp_path, tiny_data, capsys):
     code = main([
         "train", "--model", "tiny", "--data", f"{tiny_data.json_path}:1", "--image-root", str(tiny_data.root),
         "--output-dir", str(out), "--full", "--max-steps", "1", "--batch-size", "1", "--precision", "fp32",
-        "--save-steps", "100",
+        "--save-steps", "100", "--curriculum-grid", "none",
     ])
     assert code == 0
     assert "trained 1 steps" in capsys.readouterr().out
@@ -489,7 +475,8 @@ def test_train_tiny_from_cli(tmp_path, tiny_data, capsys):
 @pytest.mark.slow
 def test_quickstart_smoke(tmp_path, capsys):
     """The quickstart pipeline end to end with a miniature preset: data, training, evaluation, mask + overlay."""
-    from text4seg.quickstart import TINY_PRESET, quickstart
+    from text4seg.presets import TINY_PRESET
+    from text4seg.quickstart import quickstart
 
     result = quickstart(
         tmp_path / "qs", minutes=1.0, progress=False, train_images=4, val_images=2, image_pixels=32, grid=8,
@@ -501,21 +488,22 @@ def test_quickstart_smoke(tmp_path, capsys):
     assert result.train_steps == 2 and 0.0 <= result.ciou <= 1.0 and 0.0 <= result.giou <= 1.0
     assert result.mask_path.is_file() and result.overlay_path.is_file()
     scores = json.loads(result.scores_path.read_text())
-    assert scores["preset"]["grid"] == 8 and scores["train_steps"] == 2
+    assert scores["preset"]["model"]["grid"] == 8 and scores["train_steps"] == 2
     assert Text4SegConfig.load(result.model_dir).grid == (8, 8)
     mask = np.asarray(Image.open(result.mask_path))
     assert mask.shape == (32, 32)
-    assert TINY_PRESET.grid == 16  # the miniature overrides did not leak into the preset
+    assert TINY_PRESET.model.grid == 16  # the miniature overrides did not leak into the preset
     with pytest.raises(ValueError, match="unknown preset fields"):
         quickstart(tmp_path / "x", colour="red")
 
 
 def test_time_schedule_follows_the_budget(monkeypatch):
-    from text4seg import train as train_module
+    from text4seg.training import schedule as schedule_module
+    from text4seg.training.schedule import TimeSchedule
 
     clock = [100.0]
-    monkeypatch.setattr(train_module.time, "monotonic", lambda: clock[0])
-    schedule = train_module._TimeSchedule(seconds=100.0, warmup_ratio=0.1, kind="cosine")
+    monkeypatch.setattr(schedule_module.time, "monotonic", lambda: clock[0])
+    schedule = TimeSchedule(seconds=100.0, warmup_ratio=0.1, kind="cosine")
     factors = []
     for t in (0, 5, 10, 55, 100, 150):
         clock[0] = 100.0 + t
@@ -523,21 +511,21 @@ def test_time_schedule_follows_the_budget(monkeypatch):
     assert factors[0] == pytest.approx(1e-3) and factors[1] == pytest.approx(0.5)
     assert factors[2] == pytest.approx(1.0) and factors[3] == pytest.approx(0.5)
     assert factors[4] == pytest.approx(0.0, abs=1e-12) and factors[5] == pytest.approx(0.0, abs=1e-12)
-    linear = train_module._TimeSchedule(seconds=10.0, warmup_ratio=0.0, kind="linear")
+    linear = TimeSchedule(seconds=10.0, warmup_ratio=0.0, kind="linear")
     clock[0] = 0.0
     assert linear(0) == 1.0
     clock[0] = 2.5
     assert linear(0) == pytest.approx(0.75)
     with pytest.raises(ValueError, match="time schedule"):
-        train_module._TimeSchedule(10.0, 0.0, "polynomial")
+        TimeSchedule(10.0, 0.0, "polynomial")
     with pytest.raises(ValueError, match="time_schedule"):
-        train("tiny", ["x.json"], "out", time_schedule=True)
+        train(model="tiny", data=["x.json"], out="out", time_schedule=True)
 
 
 def test_cell_noise_swaps_inputs_not_targets(loaded, tiny_data):
     import random
 
-    from text4seg.train import _cell_token_table
+    from text4seg.training.data import cell_token_table as _cell_token_table
 
     clean = Text4SegDataset([tiny_data.json_path], loaded.processor, loaded.config)
     noisy = Text4SegDataset([tiny_data.json_path], loaded.processor, loaded.config, cell_noise=0.5)
@@ -560,7 +548,7 @@ def test_cell_noise_swaps_inputs_not_targets(loaded, tiny_data):
 
 
 def test_stage_config_scales_grid_and_image():
-    from text4seg.train import stage_config
+    from text4seg.training.curriculum import stage_config
 
     config = Text4SegConfig(grid=16, image_size=64, descriptor_form="plain", fg_label="target")
     low = stage_config(config, 8)
@@ -607,7 +595,7 @@ def test_dataset_stage_serves_a_coarser_grid_and_smaller_images(loaded, tiny_dat
 
 
 def test_position_interpolation_lets_the_tower_take_small_images(loaded):
-    from text4seg.train import PositionInterpolation
+    from text4seg.training.curriculum import PositionInterpolation
 
     model = loaded.model
     ids = torch.tensor([[1] + [model.config.image_token_id] * 16 + [5]])
@@ -635,39 +623,37 @@ def test_position_interpolation_lets_the_tower_take_small_images(loaded):
 
 @pytest.mark.slow
 def test_curriculum_trains_coarse_first_then_switches_and_resumes(tmp_path, copy_model_dir, tiny_data, monkeypatch):
-    from text4seg import train as train_module
-
     seen: list[int] = []
-    collate = train_module.Text4SegCollator.__call__
+    collate = Text4SegCollator.__call__
 
     def spy(self, features):
         batch = collate(self, features)
         seen.append(int(batch["pixel_values"].shape[-1]))
         return batch
 
-    monkeypatch.setattr(train_module.Text4SegCollator, "__call__", spy)
+    monkeypatch.setattr(Text4SegCollator, "__call__", spy)
 
     model = str(copy_model_dir())
-    common = dict(image_root=tiny_data.root, full=True, max_steps=4, batch_size=2, lr=1e-3, save_steps=100,
+    common = dict(data_root=tiny_data.root, full=True, max_steps=4, batch_size=2, lr=1e-3, save_steps=100,
                   logging_steps=1, precision="fp32", progress=False, curriculum_grid=4, curriculum_fraction=0.5)
-    first = train(model, [str(tiny_data.json_path)], tmp_path / "run", callbacks=[_stop_at(3)], **common)
+    first = train(model=model, data=[str(tiny_data.json_path)], out=tmp_path / "run", callbacks=[_stop_at(3)], **common)
     assert first.global_step == 3
     assert {"curriculum_end": 2, "step": 2} in first.log_history
     # Steps 1-2 on 16 px (4 x 4 grid); a batch fetched ahead of the switch may still be small; then 32 px.
     assert seen[:2] == [16, 16] and seen[-1] == 32 and seen == sorted(seen, reverse=False)
     assert Text4SegConfig.load(tmp_path / "run" / "checkpoint-3").grid == (8, 8)
     seen.clear()
-    resumed = train(model, [str(tiny_data.json_path)], tmp_path / "run", resume=True, **common)
+    resumed = train(model=model, data=[str(tiny_data.json_path)], out=tmp_path / "run", resume=True, **common)
     assert resumed.global_step == 4 and seen and set(seen) == {32}
     assert Text4SegConfig.load(tmp_path / "run").grid == (8, 8)
 
 
 def test_curriculum_options_are_checked(tmp_path, tiny_model_dir, tiny_data):
-    common = dict(image_root=tiny_data.root, max_steps=1, progress=False)
+    common = dict(data_root=tiny_data.root, max_steps=1, progress=False)
     with pytest.raises(ValueError, match="curriculum_fraction"):
-        train(str(tiny_model_dir), [str(tiny_data.json_path)], tmp_path / "a", curriculum_grid=4,
+        train(model=str(tiny_model_dir), data=[str(tiny_data.json_path)], out=tmp_path / "a", curriculum_grid=4,
               curriculum_fraction=1.0, **common)
     with pytest.raises(ValueError, match="--workers 0"):
-        train(str(tiny_model_dir), [str(tiny_data.json_path)], tmp_path / "b", curriculum_grid=4, workers=2, **common)
+        train(model=str(tiny_model_dir), data=[str(tiny_data.json_path)], out=tmp_path / "b", curriculum_grid=4, workers=2, **common)
     with pytest.raises(ValueError, match="coarser"):
-        train(str(tiny_model_dir), [str(tiny_data.json_path)], tmp_path / "c", curriculum_grid=8, full=True, **common)
+        train(model=str(tiny_model_dir), data=[str(tiny_data.json_path)], out=tmp_path / "c", curriculum_grid=8, full=True, **common)
