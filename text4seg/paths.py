@@ -11,7 +11,25 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["safe_relative_id"]
+__all__ = ["safe_relative_id", "unsafe_id_reason"]
+
+
+def unsafe_id_reason(value: object) -> str | None:
+    """Why ``value`` is not a safe relative id (see :func:`safe_relative_id`), or None when it is one."""
+    if not isinstance(value, str):
+        return f"must be a string, got {type(value).__name__}"
+    if not value:
+        return "is empty"
+    if "\x00" in value:
+        return "contains a NUL character"
+    if "\\" in value:
+        return "contains a backslash (ids are POSIX paths)"
+    if value.startswith("/"):
+        return "is an absolute path"
+    for part in value.split("/"):
+        if part in ("", ".", ".."):
+            return f"has a {part!r} path component" if part else "has an empty path component"
+    return None
 
 
 def safe_relative_id(value: object, field: str, source: str | os.PathLike) -> str:
@@ -30,21 +48,7 @@ def safe_relative_id(value: object, field: str, source: str | os.PathLike) -> st
         ValueError: a non-string, an empty string, an absolute path, a backslash, a NUL character, or an
             empty, ``.`` or ``..`` component; the message names ``field`` and ``source``.
     """
-
-    def refuse(why: str) -> ValueError:
-        return ValueError(f"{os.fspath(source)}: {field} {value!r} {why}")
-
-    if not isinstance(value, str):
-        raise refuse(f"must be a string, got {type(value).__name__}")
-    if not value:
-        raise refuse("is empty")
-    if "\x00" in value:
-        raise refuse("contains a NUL character")
-    if "\\" in value:
-        raise refuse("contains a backslash (ids are POSIX paths)")
-    if value.startswith("/"):
-        raise refuse("is an absolute path")
-    for part in value.split("/"):
-        if part in ("", ".", ".."):
-            raise refuse(f"has a {part!r} path component" if part else "has an empty path component")
-    return value
+    why = unsafe_id_reason(value)
+    if why is not None:
+        raise ValueError(f"{os.fspath(source)}: {field} {value!r} {why}")
+    return value  # type: ignore[return-value]
