@@ -22,6 +22,11 @@ BUILDERS: dict[str, tuple[str, dict]] = {
     "reasonseg": ("data_builders.reasonseg", {}),
     "synthetic": ("data_builders.synthetic", {}),
     "mix": ("data_builders.mix", {}),
+    "ref_youtube_vos": ("data_builders.video", {"dataset": "ref-youtube-vos"}),
+    "ref_davis17": ("data_builders.video", {"dataset": "ref-davis17"}),
+    "mevis": ("data_builders.video", {"dataset": "mevis"}),
+    "revos": ("data_builders.video", {"dataset": "revos"}),
+    "synthetic_video": ("data_builders.video", {"dataset": "synthetic-video"}),
 }
 
 __all__ = ["BUILDERS"]

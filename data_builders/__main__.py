@@ -19,7 +19,7 @@ def _module(name: str):
 def _configure(name: str, parser: argparse.ArgumentParser) -> None:
     module = _module(name)
     fixed = BUILDERS[name][1]
-    if "dataset" in fixed and module.__name__ == "data_builders.semantic":
+    if "dataset" in fixed and module.__name__ in ("data_builders.semantic", "data_builders.video"):
         module.configure(parser, dataset=fixed["dataset"])
     else:
         module.configure(parser)

@@ -92,3 +92,30 @@ def copy_model_dir(tmp_path, tiny_model_dir):
         return dst
 
     return copy
+
+
+# ---- tiny video benchmarks in their real layouts (built by video_fixtures)
+
+
+@pytest.fixture
+def ytvos_root(tmp_path) -> Path:
+    from video_fixtures import make_ytvos
+
+    make_ytvos(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def mevis_root(tmp_path) -> Path:
+    from video_fixtures import make_mevis
+
+    make_mevis(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def revos_root(tmp_path) -> Path:
+    from video_fixtures import make_revos
+
+    make_revos(tmp_path)
+    return tmp_path

@@ -36,6 +36,7 @@ __all__ = [
     "box_from_mask",
     "box_iou",
     "boundary_f_measure",
+    "boundary_radius",
     "jf_score",
     "meter_from_state_dict",
     "region_iou",
@@ -598,38 +599,71 @@ def _seg2bmap(mask: np.ndarray) -> np.ndarray:
     return b
 
 
-def _disk(radius: int) -> np.ndarray:
-    """Disk footprint ``x^2 + y^2 <= r^2`` (as skimage.morphology.disk)."""
-    r = np.arange(-radius, radius + 1)
-    return (r[:, None] ** 2 + r[None, :] ** 2) <= radius * radius
+def _disk(radius: float) -> np.ndarray:
+    """Disk footprint as ``skimage.morphology.disk(radius)``: offsets ``arange(-r, r + 1)`` on both axes, kept
+    where ``x^2 + y^2 <= r^2``. A non-integer radius gives an even-sized footprint (``r = 1.5``: 4x4 holding
+    the central 2x2), exactly as the reference."""
+    offsets = np.arange(-radius, radius + 1)
+    return (offsets[:, None] ** 2 + offsets[None, :] ** 2) <= radius * radius
 
 
-def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Binary dilation by a disk; scipy.ndimage when installed, otherwise shifted ORs (same result)."""
-    if radius <= 0 or not mask.any():
-        return mask.copy()
+def _dilate(mask: np.ndarray, radius: float) -> np.ndarray:
+    """Binary dilation by :func:`_disk` as ``cv2.dilate`` computes it (zero border), so F matches the reference.
+
+    OpenCV anchors a ``k x k`` kernel at index ``k // 2`` and sets ``out[y, x]`` when ``mask[y + i - k // 2,
+    x + j - k // 2]`` is set for a kernel cell ``(i, j)``. For the odd footprints of integer radii that is the
+    plain dilation; for the even ones of non-integer radii (``bound_th >= 1`` given as e.g. 1.5) it is shifted
+    by half a pixel, which scipy reproduces with ``origin=-1``. Uses scipy.ndimage when installed, otherwise
+    shifted ORs (same result).
+    """
     footprint = _disk(radius)
+    if not mask.any() or footprint.shape == (1, 1):
+        return mask.copy()
     try:
         from scipy import ndimage
     except ImportError:
         ndimage = None
     if ndimage is not None:
-        return ndimage.binary_dilation(mask, structure=footprint)
+        origin = 0 if footprint.shape[0] % 2 else -1
+        return ndimage.binary_dilation(mask, structure=footprint, origin=origin)
     h, w = mask.shape
     out = np.zeros_like(mask)
-    for dy, dx in np.argwhere(footprint) - radius:
-        ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
-        xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+    anchor = footprint.shape[0] // 2
+    for dy, dx in np.argwhere(footprint) - anchor:  # out[y, x] |= mask[y + dy, x + dx]
+        if abs(dy) >= h or abs(dx) >= w:
+            continue  # the shifted mask lies wholly outside the frame
+        ys, yd = (slice(dy, h), slice(0, h - dy)) if dy >= 0 else (slice(0, h + dy), slice(-dy, h))
+        xs, xd = (slice(dx, w), slice(0, w - dx)) if dx >= 0 else (slice(0, w + dx), slice(-dx, w))
         out[yd, xd] |= mask[ys, xs]
     return out
 
 
+def boundary_radius(shape: tuple[int, int], bound_th: float = 0.008) -> float:
+    """Boundary tolerance in pixels as davis2017-evaluation computes it.
+
+    Args:
+        shape: ``(H, W)`` of the frame.
+        bound_th: a fraction of the diagonal when ``< 1`` (radius ``ceil(bound_th * sqrt(H^2 + W^2))``, 8 at
+            480x854), else the radius in pixels, used as given (a non-integer radius is kept: see :func:`_disk`).
+
+    Raises:
+        ValueError: ``bound_th`` is negative or not finite.
+    """
+    if not (math.isfinite(bound_th) and bound_th >= 0):
+        raise ValueError(f"bound_th must be a finite number >= 0, got {bound_th!r}")
+    if bound_th >= 1:
+        return float(bound_th)
+    h, w = shape
+    return float(math.ceil(bound_th * math.sqrt(h * h + w * w)))  # as np.linalg.norm: exact sum, one sqrt
+
+
 def boundary_f_measure(pred: np.ndarray, gt: np.ndarray, bound_th: float = 0.008) -> float:
-    """DAVIS boundary F-measure of one frame.
+    """DAVIS boundary F-measure of one frame, equal to davis2017-evaluation's ``db_eval_boundary``.
 
     Boundaries come from :func:`_seg2bmap`; a boundary pixel is matched when the other mask's boundary lies
-    within a disk of radius ``ceil(bound_th * image diagonal)`` pixels (``bound_th >= 1`` is a radius in
-    pixels). Both boundaries empty gives 1.0; exactly one empty gives 0.0.
+    within the disk of :func:`boundary_radius` (dilation as ``cv2.dilate``, see :func:`_dilate`). Empty cases
+    are decided on the boundary maps as the reference does: none on either side gives 1.0; none on one side
+    only gives 0.0 (so a mask covering the whole frame, which has no boundary, scores 1.0 against an empty one).
 
     Args:
         pred: HxW bool predicted mask.
@@ -642,7 +676,7 @@ def boundary_f_measure(pred: np.ndarray, gt: np.ndarray, bound_th: float = 0.008
     p = _as_bool_mask(pred, "pred")
     g = _as_bool_mask(gt, "gt")
     _check_same_shape(p, g, ("pred", "gt"))
-    radius = int(bound_th) if bound_th >= 1 else int(math.ceil(bound_th * math.hypot(*p.shape)))
+    radius = boundary_radius(p.shape, bound_th)
     pb = _seg2bmap(p)
     gb = _seg2bmap(g)
     n_p = int(np.count_nonzero(pb))
@@ -842,11 +876,18 @@ class GroupedMeter(_Meter):
 
 
 _METERS["GroupedMeter"] = GroupedMeter
+# Video meters live in text4seg.video_metrics (built on this module); their states dispatch here too.
+_VIDEO_METERS = ("RVOSMeter", "ReVOSMeter")
 
 
 def meter_from_state_dict(state: dict[str, Any]) -> Any:
-    """Rebuild any meter of this module from its ``state_dict()`` (dispatch on the ``type`` field)."""
+    """Rebuild any meter of this module or of :mod:`text4seg.video_metrics` from its ``state_dict()`` (dispatch
+    on the ``type`` field)."""
     kind = state.get("type") if isinstance(state, dict) else None
+    if kind in _VIDEO_METERS and kind not in _METERS:
+        import text4seg.video_metrics as video_metrics  # imports this module: registered on first use
+
+        _METERS[kind] = getattr(video_metrics, kind)
     if kind not in _METERS:
-        raise ValueError(f"unknown meter type {kind!r}; expected one of {sorted(_METERS)}")
+        raise ValueError(f"unknown meter type {kind!r}; expected one of {sorted(set(_METERS) | set(_VIDEO_METERS))}")
     return _METERS[kind].from_state_dict(state)

@@ -7,9 +7,11 @@ numpy, PIL and pycocotools. Dispatch by name::
         ...
     for sample in read_semantic("ade20k", "playground/data", "validation"):
         ...
+    for sample in read_video("mevis", "playground/data", "valid_u"):
+        masks = sample.masks()  # decoded only now: (frames, H, W) bool
 
 Each reader module also exposes a cheap ``count_*`` function; :func:`count_referring` / :func:`count_semantic`
-dispatch to them.
+dispatch to them (:func:`count_video` for videos).
 """
 
 from __future__ import annotations
@@ -19,16 +21,21 @@ import os
 from collections.abc import Callable, Iterator
 
 from text4seg.datasets.samples import ReferringSample, SemanticSample
+from text4seg.datasets.video_samples import VideoSample
 
 __all__ = [
     "ReferringSample",
     "SemanticSample",
+    "VideoSample",
     "REFERRING_READERS",
     "SEMANTIC_READERS",
+    "VIDEO_READERS",
     "read_referring",
     "read_semantic",
     "count_referring",
     "count_semantic",
+    "read_video",
+    "count_video",
 ]
 
 # name -> (module, reader function, count function, fixed keyword options)
@@ -44,6 +51,16 @@ REFERRING_READERS: dict[str, tuple[str, str, str, dict]] = {
 SEMANTIC_READERS: dict[str, tuple[str, str, str, dict]] = {
     name: ("text4seg.datasets.semantic", "read_semantic_dataset", "count_semantic_dataset", {"dataset": name})
     for name in ("ade20k", "pascal_context", "pascal_voc", "cocostuff")
+}
+
+# Video readers: one sample per referring expression; folders ref-youtube-vos/, ref-davis/, mevis/, ReVOS/,
+# synthetic-video/ under the data root.
+VIDEO_READERS: dict[str, tuple[str, str, str, dict]] = {
+    "ref-youtube-vos": ("text4seg.datasets.ytvos", "read_ytvos", "count_ytvos", {"dataset": "ref-youtube-vos"}),
+    "ref-davis17": ("text4seg.datasets.ytvos", "read_ytvos", "count_ytvos", {"dataset": "ref-davis17"}),
+    "mevis": ("text4seg.datasets.mevis", "read_mevis", "count_mevis", {"dataset": "mevis"}),
+    "revos": ("text4seg.datasets.revos", "read_revos", "count_revos", {}),
+    "synthetic-video": ("text4seg.datasets.mevis", "read_mevis", "count_mevis", {"dataset": "synthetic-video"}),
 }
 
 
@@ -82,4 +99,24 @@ def count_referring(name: str, root: str | os.PathLike, split: str, **options) -
 def count_semantic(name: str, root: str | os.PathLike, split: str, **options) -> int:
     """Number of samples :func:`read_semantic` would yield, computed without decoding label maps."""
     counter, fixed = _resolve(SEMANTIC_READERS, "semantic", name, 2)
+    return counter(root, split, **fixed, **options)
+
+
+def read_video(name: str, root: str | os.PathLike, split: str, **options) -> Iterator[VideoSample]:
+    """Iterate the expressions of video dataset ``name`` (see ``VIDEO_READERS``); masks decode on demand.
+
+    Args:
+        name: ``"ref-youtube-vos"``, ``"ref-davis17"``, ``"mevis"``, ``"revos"`` or ``"synthetic-video"``.
+        root: data root holding the benchmark's folder.
+        split: split name as the benchmark spells it (``"train"``, ``"valid"``, ``"valid_u"``, ...).
+        **options: ``skip_bad=True`` (with ``skips=SkipLog()``) skips and counts bad videos/expressions;
+            ``check_masks=True`` decodes every mask while reading.
+    """
+    reader, fixed = _resolve(VIDEO_READERS, "video", name, 1)
+    return reader(root, split, **fixed, **options)
+
+
+def count_video(name: str, root: str | os.PathLike, split: str, **options) -> int:
+    """Number of expressions :func:`read_video` would yield at most, from the meta files alone."""
+    counter, fixed = _resolve(VIDEO_READERS, "video", name, 2)
     return counter(root, split, **fixed, **options)
