@@ -115,8 +115,8 @@ def quickstart(
         {"step": e["step"], "loss": round(float(e["loss"]), 4)} for e in result.log_history if "loss" in e
     ]
 
-    val_count = sum(1 for _ in read_synthetic(data_root, "val"))
-    print(f"[3/4] evaluating on {val_count} held-out images (greedy)")
+    shapes = sum(1 for _ in read_synthetic(data_root, "val"))
+    print(f"[3/4] evaluating on {shapes} held-out shapes of {data.val_images} images (greedy)")
     segmenter = Segmenter.from_pretrained(model_dir, load=LoadOptions(device="cpu"),
                                           batch_size=preset.eval_batch_size)
     eval_dir = out / "eval"

@@ -178,7 +178,7 @@ def referring_items(
 
 def _shuffled(items: Iterator[dict], seed: int) -> Iterator[dict]:
     held = list(items)
-    random.Random(f"shuffle:{seed}").shuffle(held)
+    random.Random(seed).shuffle(held)
     yield from held
 
 
