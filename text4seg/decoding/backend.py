@@ -118,6 +118,13 @@ class HFGenerationBackend:
         run = max(self._cost(f"{label} *{width}| ") for label in labels)
         return height * min(width, 6) * run + 64
 
+    def confidence(self, images: Sequence[Image.Image], prompts: Sequence[str], answers: Sequence[str]
+                   ) -> list[float | None]:
+        """Mean log-probability of each answer's descriptor tokens (:mod:`text4seg.decoding.confidence`)."""
+        from text4seg.decoding.confidence import descriptor_logprob
+
+        return descriptor_logprob(self.model, self.processor, self.config, self.render, images, prompts, answers)
+
     # ---- generation
     def generate(self, image: Image.Image, prompts: Sequence[str]) -> list[GeneratedText]:
         """Answer several prompts about one image (batched, left-padded)."""
