@@ -94,7 +94,9 @@ def test_second_concurrent_request_waits_in_the_queue(tmp_path):
 # ---------------------------------------------------------------------------------------------- browser
 
 
-def _browser() -> tuple[str, str]:
+@pytest.fixture
+def browser_paths() -> tuple[str, str]:
+    """(chromium, chromedriver), or skip with one line, before any server starts."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver")
     if not chromium or not driver:
@@ -105,7 +107,7 @@ def _browser() -> tuple[str, str]:
 
 
 @pytest.fixture
-def demo_server(tiny_model_dir, tmp_path):
+def demo_server(browser_paths, tiny_model_dir, tmp_path):
     """``text4seg demo`` on the tiny model, on a free local port, in a subprocess; yields its URL."""
     port = _free_port()
     log = (tmp_path / "server.log").open("w")
@@ -137,8 +139,9 @@ def demo_server(tiny_model_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_browser_upload_query_segment_and_errors(demo_server, tiny_model_dir, tmp_path, monkeypatch):
-    chromium, chromedriver = _browser()
+def test_browser_upload_query_segment_and_errors(browser_paths, demo_server, tiny_model_dir, tmp_path,
+                                                 monkeypatch):
+    chromium, chromedriver = browser_paths
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
@@ -206,3 +209,26 @@ def test_browser_upload_query_segment_and_errors(demo_server, tiny_model_dir, tm
     assert entry["query"] == "the red square" and entry["text"] == expected.text
     assert shown.size == (128, 128)
     assert (tmp_path / "demo.png").stat().st_size > 0 and (tmp_path / "demo_error.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_server_refuses_uploads_over_the_limit(tmp_path):
+    pytest.importorskip("gradio", reason="the demo needs gradio (pip install 'text4seg[demo]')")
+    import httpx
+    from test_demo import CONFIG, TOP_LEFT, StubBackend
+
+    from text4seg.segmenter import Segmenter
+
+    handler = DemoHandler(Segmenter(StubBackend(TOP_LEFT), CONFIG),
+                          DemoOptions(port=_free_port(), max_upload_mb=0.01), workdir=tmp_path)
+    app = serve(handler, block=False)
+    try:
+        url = app.local_url + "gradio_api/upload"
+        big = httpx.post(url, files={"files": ("example_0.png", EXAMPLE.read_bytes(), "image/png")})
+        small = httpx.post(url, files={"files": ("small.png", b"x" * 100, "image/png")})
+    finally:
+        app.close()
+        handler.close()
+    # the upload never reaches the disk: Gradio answers 413 with the limit (0.01 MB = 10485 bytes)
+    assert big.status_code == 413 and "maximum allowed size of 10485 bytes" in big.text
+    assert small.status_code == 200 and small.json()[0].endswith("small.png")
