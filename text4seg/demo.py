@@ -575,7 +575,10 @@ def load_demo(model: str | os.PathLike, adapter: str | os.PathLike | None = None
 
 
 def build_app(handler: DemoHandler) -> Any:
-    """The Gradio Blocks page over ``handler`` (not launched; :func:`serve` queues and launches it)."""
+    """The Gradio Blocks page over ``handler`` (not launched; :func:`serve` queues and launches it).
+
+    One tab, Image; the Video tab is added with video segmentation (``Segmenter.segment_video``, Video II).
+    """
     gr = _gradio()
     config = handler.segmenter.config
     height, width = config.grid
@@ -618,7 +621,6 @@ def build_app(handler: DemoHandler) -> Any:
             if bundled:
                 gr.Examples([[str(p), m, t] for p, m, t in bundled], inputs=[upload, mode, text],
                             label="bundled examples (synthetic)")
-            gr.Markdown("Video tab: coming with video segmentation (Segmenter.segment_video).")
         upload.change(handler.preview, inputs=[upload], outputs=[preview, status], api_name="preview",
                       concurrency_limit=4, concurrency_id="preview")
         button.click(handler.respond, inputs=[upload, mode, text, decoding, refine],
