@@ -7,10 +7,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: quickstart test lint bench clean-venv
 
-$(STAMP): requirements/pinned.txt setup.py
+$(STAMP): requirements/pinned.txt requirements/pinned-no-deps.txt setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements/pinned.txt
+	$(BIN)/python -m pip install -q --no-deps -r requirements/pinned-no-deps.txt
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 

@@ -8,9 +8,9 @@ EXTRAS = {
     "train": ["peft>=0.13", "accelerate>=1.0", "bitsandbytes>=0.45"],
     "sam": ["segment-anything>=1.0", "torchvision>=0.20"],
     "flash": ["flash-attn>=2.6"],
-    "demo": ["matplotlib>=3.8"],
+    "demo": ["gradio>=5.0"],
     "video": ["av>=12", "scipy>=1.11"],
-    "dev": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "scipy>=1.11"],
+    "dev": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "scipy>=1.11", "selenium>=4.20"],
 }
 # flash-attn builds from source against CUDA: keep it out of `all`, which must install on CPU machines.
 EXTRAS["all"] = sorted({dep for name, deps in EXTRAS.items() if name != "flash" for dep in deps})
@@ -24,6 +24,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["text4seg", "text4seg.*", "data_builders", "data_builders.*"]),
+    package_data={"text4seg": ["demo_assets/*.png", "demo_assets/*.json"]},  # the demo's bundled examples
     install_requires=[
         "torch>=2.4",
         "transformers>=5.0",

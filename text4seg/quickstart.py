@@ -8,6 +8,7 @@ The recipe is :data:`text4seg.presets.TINY_PRESET`. The training JSON is built b
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import time
 from dataclasses import dataclass
@@ -155,6 +156,7 @@ def quickstart(
     print(f"trained {result.global_step} steps in {result.seconds / 60:.1f} min; total {total / 60:.1f} min")
     print(f'example: "{example.expressions[0]}" -> {mask_path} and {overlay_path}')
     print(f"model: {model_dir}   scores: {scores_path}")
+    print(f"try it in a browser: text4seg demo --model {shlex.quote(str(model_dir))} --device cpu")
     return QuickstartResult(
         ciou=ciou,
         giou=giou,

@@ -20,13 +20,81 @@ import numpy as np
 from text4seg.datasets.coco_masks import encode_rle
 from text4seg.options import DecodingOptions, LoadOptions
 
-__all__ = ["segment_image", "overlay_path_for"]
+__all__ = ["segment_image", "overlay_path_for", "report_header", "result_record", "mask_rle"]
 
 
 def overlay_path_for(mask_path: str | os.PathLike) -> Path:
     """Where the overlay of a mask goes by default: beside it, ``<stem>_overlay.png``."""
     mask_path = Path(mask_path)
     return mask_path.with_name(f"{mask_path.stem}_overlay.png")
+
+
+def mask_rle(mask: np.ndarray) -> dict[str, Any]:
+    """A mask as the JSON of ``text4seg segment --json``.
+
+    Args:
+        mask: HxW bool (a referring mask) or an HxW integer label map (a semantic prompt's class ids).
+
+    Returns:
+        ``{"rle": COCO RLE}`` for a bool mask; ``{"class_ids": [...], "rle": {"ID": COCO RLE, ...}}`` (one RLE per
+        id present) for a label map.
+    """
+    if mask.dtype == bool:
+        return {"rle": encode_rle(mask)}
+    ids = [int(v) for v in np.unique(mask)]
+    return {"class_ids": ids, "rle": {str(v): encode_rle(mask == v) for v in ids}}
+
+
+def result_record(res: Any, *, mask: np.ndarray | None = None, mask_png: str | None = None,
+                  overlay_png: str | None = None, **extra: Any) -> dict[str, Any]:
+    """One answered query as a record of ``text4seg segment --json`` (its ``results`` list).
+
+    Args:
+        res: a :class:`text4seg.segmenter.SegmentationResult`.
+        mask: the mask to encode instead of ``res.mask`` (e.g. after SAM refinement); same shape.
+        mask_png, overlay_png: where its files were written (None: not written).
+        **extra: further fields, placed before the masks (e.g. ``refined=True``).
+    """
+    mask = res.mask if mask is None else np.asarray(mask)
+    record: dict[str, Any] = {
+        "query": res.query,
+        "prompt": res.prompt,
+        "text": res.text,
+        "form": res.form,
+        "repairs": list(res.repairs),
+        "foreground_share": round(float(np.count_nonzero(mask)) / max(1, mask.size), 6),
+        "seconds": round(res.seconds, 4),
+        "tokens": res.tokens,
+        "forward_passes": res.forward_passes,
+        "mask_png": mask_png,
+        "overlay_png": overlay_png,
+        **extra,
+    }
+    record.update(mask_rle(mask))
+    return record
+
+
+def report_header(image: str, picture: Any, model: str | os.PathLike, adapter: str | os.PathLike | None,
+                  config: Any, load_seconds: float) -> dict[str, Any]:
+    """The top of a ``text4seg segment --json`` report, with an empty ``results`` list to fill.
+
+    Args:
+        image: how the image is named in the report (its path, or an upload's file name).
+        picture: the loaded PIL image (its size is reported as ``[height, width]``).
+        model, adapter: what was loaded.
+        config: the model's :class:`text4seg.config.Text4SegConfig` (grid, descriptor form).
+        load_seconds: model loading time.
+    """
+    return {
+        "image": image,
+        "size": [picture.height, picture.width],
+        "model": str(model),
+        "adapter": None if adapter is None else str(adapter),
+        "grid": list(config.grid),
+        "descriptor_form": config.descriptor_form,
+        "load_seconds": round(load_seconds, 3),
+        "results": [],
+    }
 
 
 def _numbered(path: Path, k: int, n: int) -> Path:
@@ -93,16 +161,7 @@ def segment_image(
     if overlay is True:
         overlay = overlay_path_for(out)
     overlay = None if overlay is False or overlay is None else Path(overlay)
-    report: dict[str, Any] = {
-        "image": str(image),
-        "size": [picture.height, picture.width],
-        "model": str(model),
-        "adapter": None if adapter is None else str(adapter),
-        "grid": list(segmenter.config.grid),
-        "descriptor_form": segmenter.config.descriptor_form,
-        "load_seconds": round(load_seconds, 3),
-        "results": [],
-    }
+    report = report_header(str(image), picture, model, adapter, segmenter.config, load_seconds)
     for k, res in enumerate(results):
         mask_path = _numbered(out, k, len(results))
         mask_path.parent.mkdir(parents=True, exist_ok=True)
@@ -112,24 +171,8 @@ def segment_image(
             overlay_path = _numbered(overlay, k, len(results))
             overlay_path.parent.mkdir(parents=True, exist_ok=True)
             overlay_mask(picture, res.mask).save(overlay_path)
-        entry: dict[str, Any] = {
-            "query": res.query,
-            "prompt": res.prompt,
-            "text": res.text,
-            "form": res.form,
-            "repairs": res.repairs,
-            "foreground_share": round(res.foreground_share, 6),
-            "seconds": round(res.seconds, 4),
-            "tokens": res.tokens,
-            "mask_png": str(mask_path),
-            "overlay_png": None if overlay_path is None else str(overlay_path),
-        }
-        if res.mask.dtype == bool:
-            entry["rle"] = encode_rle(res.mask)
-        else:
-            entry["class_ids"] = [int(v) for v in np.unique(res.mask)]
-            entry["rle"] = {str(int(v)): encode_rle(res.mask == v) for v in np.unique(res.mask)}
-        report["results"].append(entry)
+        report["results"].append(result_record(res, mask_png=str(mask_path),
+                                                overlay_png=None if overlay_path is None else str(overlay_path)))
     if json_output:
         json.dump(report, stream, ensure_ascii=False)
         stream.write("\n")

@@ -485,6 +485,17 @@ def test_quickstart_smoke(tmp_path, capsys):
     )
     out = capsys.readouterr().out
     assert "held-out cIoU" in out and str(result.mask_path) in out
+    # it ends with the one command that opens the demo on the trained model
+    import shlex
+
+    from text4seg.cli import build_parser
+
+    prefix, command = out.rstrip("\n").rsplit("\n", 1)[1].split(": ", 1)
+    assert prefix == "try it in a browser"
+    argv = shlex.split(command)
+    assert argv[0] == "text4seg"
+    args = build_parser(argv[1:]).parse_args(argv[1:])
+    assert (args.command, args.model, args.device) == ("demo", str(result.model_dir), "cpu")
     assert result.train_steps == 2 and 0.0 <= result.ciou <= 1.0 and 0.0 <= result.giou <= 1.0
     assert result.mask_path.is_file() and result.overlay_path.is_file()
     scores = json.loads(result.scores_path.read_text())

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "merge": ("text4seg.cli.merge", "merge a LoRA adapter into its base model and save a standalone model"),
     "segment": ("text4seg.cli.segment", "segment one image from a referring expression or instruction"),
     "eval": ("text4seg.cli.eval", "benchmark evaluation (refer-seg, rec, grefer-seg, reason-seg, semantic-seg)"),
+    "demo": ("text4seg.cli.demo", "a web page to try a model (Gradio; image tab)"),
 }
 
 
