@@ -273,6 +273,18 @@ class Segmenter:
             out.append(results)
         return out
 
+    def segment_video(self, frames: Sequence[Any], expression: str | None = None, **options: Any) -> Any:
+        """Masks of ``expression`` (or ``instruction=``) through a video: per frame or keyframes + SAM2
+        propagation; see :func:`text4seg.video_segment.segment_video` for the options.
+
+        Returns:
+            :class:`text4seg.video_segment.VideoSegmentation` (``.masks`` T x H x W bool, ``.keyframes``,
+            ``.scores``, ``.sources``).
+        """
+        from text4seg.video_segment import segment_video
+
+        return segment_video(self, frames, expression, **options)
+
     def with_config(self, **changes: Any) -> Segmenter:
         """A segmenter sharing this backend's model with some config fields changed (validated)."""
         config = Text4SegConfig.from_dict({**self.config.to_dict(), **changes}, source="with_config")

@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("text4seg.cli.train", "LoRA (or full) fine-tuning on Text4Seg JSON files"),
     "merge": ("text4seg.cli.merge", "merge a LoRA adapter into its base model and save a standalone model"),
     "segment": ("text4seg.cli.segment", "segment one image from a referring expression or instruction"),
+    "segment-video": ("text4seg.cli.segment_video", "segment a video (file or folder of frames) by text, per frame "
+                      "or with SAM2 propagation"),
     "eval": ("text4seg.cli.eval", "benchmark evaluation (refer-seg, rec, grefer-seg, reason-seg, semantic-seg)"),
     "demo": ("text4seg.cli.demo", "a web page to try a model (Gradio; image tab)"),
 }

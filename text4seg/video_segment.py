@@ -1,0 +1,293 @@
+"""Segment a video by text: per frame, or keyframes from the model carried through the video by SAM2.
+
+Strategies (``segment_video(..., strategy=...)``, ``text4seg segment-video --video-strategy``):
+
+- ``per-frame``: the model answers on every ``frame_stride``-th frame; a frame in between takes the mask of the
+  nearest segmented frame (the earlier one on a tie).
+- ``propagate``: the model answers on keyframes only and :class:`text4seg.refine.sam2_video.Sam2Propagator`
+  carries their masks forward and backward. Keyframes (``keyframes=``): ``first``, ``middle``, ``best`` (the
+  model answers on ``candidates`` frames spread over the video; the keyframe is the non-empty answer the model
+  is most sure of, by the mean log-probability of its descriptor tokens) or ``stride:N`` (every N-th frame,
+  each a prompt for the same object). When every keyframe answer is all background the target is absent: the
+  whole video is empty and SAM2 is not called.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["STRATEGIES", "VideoSegmentation", "parse_keyframes", "segment_video", "keyframe_candidates",
+           "segment_video_file"]
+
+STRATEGIES = ("per-frame", "propagate")
+
+
+@dataclass
+class VideoSegmentation:
+    """The masks of one expression through a video.
+
+    Attributes:
+        masks: (T, H, W) bool.
+        sources: per frame ``"model"`` (answered by the model), ``"nearest"`` (copied from the nearest answered
+            frame), ``"propagated"`` (SAM2) or ``"empty"`` (no target found on any keyframe).
+        keyframes: the frames whose model answer seeded SAM2 (propagate), or every answered frame (per-frame).
+        scores: frame -> descriptor confidence of each answer scored (``best`` candidates).
+        texts: frame -> the model's answer.
+        model_calls: answers generated; forward_passes: decoder passes over them; sam2_calls: SAM2 passes.
+        seconds: wall time.
+        strategy: the strategy used (with its keyframe rule for propagate).
+    """
+
+    masks: np.ndarray
+    sources: list[str]
+    keyframes: list[int]
+    scores: dict[int, float | None] = field(default_factory=dict)
+    texts: dict[int, str] = field(default_factory=dict)
+    model_calls: int = 0
+    forward_passes: int = 0
+    sam2_calls: int = 0
+    seconds: float = 0.0
+    strategy: str = "per-frame"
+
+
+def parse_keyframes(rule: str) -> tuple[str, int | None]:
+    """``first`` | ``middle`` | ``best`` | ``stride:N`` -> (kind, N)."""
+    if rule in ("first", "middle", "best"):
+        return rule, None
+    kind, sep, value = str(rule).partition(":")
+    if kind == "stride" and sep:
+        try:
+            step = int(value)
+        except ValueError:
+            step = 0
+        if step >= 1:
+            return "stride", step
+    raise ValueError(f"--keyframes {rule!r}: expected first, middle, best or stride:N with N >= 1")
+
+
+def keyframe_candidates(num_frames: int, rule: str, candidates: int = 4) -> list[int]:
+    """The frames the model answers on for a keyframe rule (``best``: ``candidates`` spread evenly, ends
+    included)."""
+    kind, step = parse_keyframes(rule)
+    if num_frames < 1:
+        raise ValueError("no frames")
+    if kind == "first":
+        return [0]
+    if kind == "middle":
+        return [num_frames // 2]
+    if kind == "stride":
+        return list(range(0, num_frames, step))
+    if candidates < 1:
+        raise ValueError(f"candidates {candidates}: expected >= 1")
+    return sorted({int(round(x)) for x in np.linspace(0, num_frames - 1, min(candidates, num_frames))})
+
+
+def _answer(segmenter: Any, frames: Sequence[np.ndarray], indices: Sequence[int], expression: str | None,
+            instruction: str | None, progress: bool = False, chunk: int = 8) -> list[Any]:
+    """The model's answers on ``indices``, in chunks of frames (a progress bar over frames)."""
+    from tqdm.auto import tqdm
+
+    out: list[Any] = []
+    with tqdm(total=len(indices), desc="frames", unit="frame", disable=not progress, leave=False) as bar:
+        for start in range(0, len(indices), chunk):
+            part = indices[start:start + chunk]
+            if expression is not None:
+                answers = segmenter.segment_many([(frames[k], expression) for k in part])
+            else:
+                answers = segmenter.segment_many([(frames[k], None) for k in part], instruction=instruction)
+            out.extend(r[0] for r in answers)
+            bar.update(len(part))
+    return out
+
+
+def segment_video(
+    segmenter: Any,
+    frames: Sequence[Any],
+    expression: str | None = None,
+    *,
+    instruction: str | None = None,
+    strategy: str = "per-frame",
+    frame_stride: int = 1,
+    keyframes: str = "first",
+    candidates: int = 4,
+    propagator: Any = None,
+    progress: bool = False,
+) -> VideoSegmentation:
+    """Masks of ``expression`` (or ``instruction``) in every frame.
+
+    Args:
+        segmenter: a :class:`text4seg.Segmenter`.
+        frames: RGB frames ((H, W, 3) uint8 arrays or PIL images), all of one size, in order.
+        expression, instruction: exactly one: a referring expression or a free-form request sent as is.
+        strategy: ``"per-frame"`` or ``"propagate"`` (see the module docstring).
+        frame_stride: per-frame: answer every k-th frame.
+        keyframes, candidates: propagate: the keyframe rule and the number of ``best`` candidates.
+        propagator: propagate: a :class:`~text4seg.refine.sam2_video.Sam2Propagator`.
+        progress: a progress bar over the frames the model answers on.
+
+    Raises:
+        ValueError: bad options, no frames, frames of different sizes, ``propagate`` without a propagator.
+    """
+    if (expression is None) == (instruction is None):
+        raise ValueError("segment_video: give an expression or instruction=, not both")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"--video-strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")
+    if isinstance(frame_stride, bool) or not isinstance(frame_stride, int) or frame_stride < 1:
+        raise ValueError(f"--frame-stride {frame_stride!r}: expected an integer >= 1")
+    arrays = [np.asarray(f.convert("RGB")) if hasattr(f, "convert") else np.asarray(f) for f in frames]
+    if not arrays:
+        raise ValueError("segment_video: no frames")
+    height, width = arrays[0].shape[:2]
+    for k, array in enumerate(arrays):
+        if array.shape[:2] != (height, width):
+            raise ValueError(f"frame {k}: size {array.shape[1]}x{array.shape[0]}, frame 0 is {width}x{height}")
+    start = time.perf_counter()
+    count = len(arrays)
+    if strategy == "per-frame":
+        answered = list(range(0, count, frame_stride))
+        if answered[-1] != count - 1 and frame_stride > 1:
+            answered.append(count - 1)
+        results = _answer(segmenter, arrays, answered, expression, instruction, progress)
+        masks = np.zeros((count, height, width), dtype=bool)
+        sources = ["nearest"] * count
+        by_frame = dict(zip(answered, results))
+        for k in range(count):
+            nearest = min(answered, key=lambda a: (abs(a - k), a))
+            masks[k] = by_frame[nearest].mask
+            if nearest == k:
+                sources[k] = "model"
+        return VideoSegmentation(
+            masks, sources, answered, texts={k: r.text for k, r in by_frame.items()}, model_calls=len(results),
+            forward_passes=sum(r.forward_passes for r in results), seconds=time.perf_counter() - start,
+            strategy=f"per-frame:{frame_stride}" if frame_stride > 1 else "per-frame")
+    if propagator is None:
+        raise ValueError("--video-strategy propagate needs a SAM2 model (--sam2 ID|DIR)")
+    kind, _ = parse_keyframes(keyframes)
+    chosen = keyframe_candidates(count, keyframes, candidates)
+    results = _answer(segmenter, arrays, chosen, expression, instruction, progress)
+    texts = {k: r.text for k, r in zip(chosen, results)}
+    scores: dict[int, float | None] = {}
+    if kind == "best":
+        confidence = getattr(segmenter.backend, "confidence", None)
+        if confidence is None:
+            raise ValueError("--keyframes best needs a backend that scores answers (HFGenerationBackend)")
+        from PIL import Image
+
+        scores = dict(zip(chosen, confidence([Image.fromarray(arrays[k]) for k in chosen],
+                                             [r.prompt for r in results], [r.text for r in results])))
+        found = [(k, r) for k, r in zip(chosen, results) if r.mask.any()]
+        if found:
+            best = max(found, key=lambda kr: (scores[kr[0]] if scores[kr[0]] is not None else -np.inf, -kr[0]))
+            prompts = {best[0]: best[1].mask}
+        else:
+            prompts = {}
+    else:
+        prompts = {k: r.mask for k, r in zip(chosen, results) if r.mask.any()}
+    passes = sum(r.forward_passes for r in results)
+    label = f"propagate:{keyframes}"
+    if not prompts:
+        masks = np.zeros((count, height, width), dtype=bool)
+        return VideoSegmentation(masks, ["empty"] * count, [], scores, texts, len(results), passes, 0,
+                                 time.perf_counter() - start, label)
+    propagated = propagator.propagate(arrays, prompts)
+    sources = ["model" if s == "keyframe" else s for s in propagated.sources]
+    return VideoSegmentation(propagated.masks, sources, sorted(prompts), scores, texts, len(results), passes,
+                             propagated.sam2_calls, time.perf_counter() - start, label)
+
+
+def segment_video_file(
+    video: str | os.PathLike,
+    expression: str | None = None,
+    *,
+    model: str,
+    adapter: str | None = None,
+    instruction: str | None = None,
+    out: str | os.PathLike = "video_masks",
+    gif: bool = False,
+    load: Any = None,
+    decoding: Any = None,
+    question_template: str | None = None,
+    question_index: int | None = None,
+    strategy: str = "per-frame",
+    frame_stride: int = 1,
+    keyframes: str = "first",
+    candidates: int = 4,
+    sam2: str | None = None,
+    max_frames: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """``text4seg segment-video``: read a video (file or folder of frames), segment it, write ``OUT/masks/<frame>.png``
+    (0/255, frame size), ``OUT/overlay.mp4`` (``.gif`` with ``gif``) and ``OUT/result.json`` (per-frame COCO RLE,
+    sources, keyframes and their scores, timing). Returns the result record.
+
+    Raises:
+        ValueError, FileNotFoundError: bad options or input (nothing is written then).
+    """
+    from text4seg.datasets.coco_masks import encode_rle
+    from text4seg.images import overlay_mask
+    from text4seg.io import atomic_directory, write_json_atomic
+    from text4seg.segment import resolve_question
+    from text4seg.segmenter import Segmenter
+    from text4seg.video_io import read_frames, write_gif, write_mp4
+
+    if strategy not in STRATEGIES:
+        raise ValueError(f"--video-strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")
+    if strategy == "propagate":
+        parse_keyframes(keyframes)
+        if sam2 is None:
+            raise ValueError("--video-strategy propagate needs --sam2 ID|DIR (e.g. facebook/sam2.1-hiera-large)")
+    frames = read_frames(video, max_frames=max_frames)  # fails early, naming the file
+    t0 = time.perf_counter()
+    segmenter = Segmenter.from_pretrained(model, adapter, load=load, decoding=decoding,
+                                          question_template=resolve_question(question_template, question_index))
+    propagator = None
+    if strategy == "propagate":
+        from text4seg.refine.sam2_video import Sam2Propagator
+
+        device = getattr(load, "device", None)
+        propagator = Sam2Propagator.from_pretrained(sam2, device=device)
+    load_seconds = time.perf_counter() - t0
+    result = segment_video(segmenter, frames.frames, expression, instruction=instruction, strategy=strategy,
+                           frame_stride=frame_stride, keyframes=keyframes, candidates=candidates,
+                           propagator=propagator, progress=progress)
+    out = Path(out)
+    from PIL import Image
+
+    with atomic_directory(out / "masks", overwrite=True) as tmp:
+        for name, mask in zip(frames.names, result.masks):
+            Image.fromarray(mask.astype(np.uint8) * 255).save(tmp / f"{name}.png")
+    overlays = [np.asarray(overlay_mask(frame, mask)) for frame, mask in zip(frames.frames, result.masks)]
+    overlay_path = out / ("overlay.gif" if gif else "overlay.mp4")
+    (write_gif if gif else write_mp4)(overlay_path, overlays, frames.fps)
+    record = {
+        "video": str(video),
+        "query": expression if expression is not None else instruction,
+        "model": str(model),
+        "adapter": None if adapter is None else str(adapter),
+        "frames": len(frames.frames),
+        "size": list(frames.size),
+        "fps": frames.fps,
+        "strategy": result.strategy,
+        "keyframes": [frames.names[k] for k in result.keyframes],
+        "scores": {frames.names[k]: v for k, v in result.scores.items()},
+        "model_calls": result.model_calls,
+        "forward_passes": result.forward_passes,
+        "sam2_calls": result.sam2_calls,
+        "load_seconds": round(load_seconds, 3),
+        "seconds": round(result.seconds, 3),
+        "overlay": str(overlay_path),
+        "per_frame": [
+            {"frame": name, "source": source, "mask_png": str(out / "masks" / f"{name}.png"), "rle": encode_rle(mask),
+             **({"text": result.texts[k]} if k in result.texts else {})}
+            for k, (name, source, mask) in enumerate(zip(frames.names, result.sources, result.masks))
+        ],
+    }
+    write_json_atomic(out / "result.json", record)
+    return record
