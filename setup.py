@@ -9,6 +9,7 @@ EXTRAS = {
     "sam": ["segment-anything>=1.0", "torchvision>=0.20"],
     "flash": ["flash-attn>=2.6"],
     "demo": ["matplotlib>=3.8"],
+    "convert": ["sentencepiece>=0.2", "protobuf>=5"],
     "dev": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "scipy>=1.11"],
 }
 # flash-attn builds from source against CUDA: keep it out of `all`, which must install on CPU machines.

@@ -47,7 +47,6 @@ _PROCESSOR_FIELDS = {
     "no_repeat_ngram_size": (None, 0),
     "encoder_no_repeat_ngram_size": (None, 0),
     "bad_words_ids": (None,),
-    "suppress_tokens": (None,),
     "begin_suppress_tokens": (None,),
     "forced_bos_token_id": (None,),
     "forced_eos_token_id": (None,),
@@ -190,8 +189,11 @@ def _forward(
     return out.logits
 
 
-def _choose(logits: torch.Tensor, masks: torch.Tensor | None) -> list[list[int]]:
-    """Greedy ids (rows, positions) of ``logits`` (rows, positions, V) restricted to ``masks`` (same shape)."""
+def _choose(logits: torch.Tensor, masks: torch.Tensor | None, suppress: torch.Tensor | None = None) -> list[list[int]]:
+    """Greedy ids (rows, positions) of ``logits`` (rows, positions, V) restricted to ``masks`` (same shape), never
+    one of ``suppress`` (ids; ``generation_config.suppress_tokens``, as ``generate`` applies them)."""
+    if suppress is not None:
+        logits = logits.index_fill(-1, suppress.to(logits.device), float("-inf"))
     if masks is not None:
         vocab = min(logits.shape[-1], masks.shape[-1])
         logits = logits[..., :vocab].masked_fill(~masks[..., :vocab], float("-inf"))
@@ -251,6 +253,8 @@ def generate_fast(
     eos_set = set(eos)
     pad = pad_token_id(tokenizer, eos)
 
+    suppressed = getattr(getattr(model, "generation_config", None), "suppress_tokens", None)
+    suppress = torch.tensor(sorted(set(suppressed)), dtype=torch.long) if suppressed else None
     mrope = getattr(base.config, "model_type", None) in MROPE_MODEL_TYPES
     place = _Positions()
     tables: dict[int, torch.Tensor] = {}
@@ -372,7 +376,7 @@ def generate_fast(
     masks = None
     if enforce:
         masks = torch.stack([bank.get(r.drafter.constraint, r.drafter.allowed()) for r in rows])[:, None]
-    first = _choose(logits, masks)
+    first = _choose(logits, masks, suppress)
     active: list[_Row] = []
     pending: list[int] = []
     for row, chosen in zip(rows, first):
@@ -417,7 +421,7 @@ def generate_fast(
                     for j in range(width)
                 ]
             ).view(len(active), width, -1)
-        chosen = _choose(logits, masks)
+        chosen = _choose(logits, masks, suppress)
         still: list[_Row] = []
         next_pending: list[int] = []
         keep: list[int] = []

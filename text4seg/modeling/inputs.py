@@ -102,7 +102,8 @@ def processor_image_size(processor) -> tuple[int, int] | None:
 
 def prepare_image(image: Image.Image, config: Text4SegConfig, processor=None) -> Image.Image:
     """Apply the config's resize policy: ``"stretch"`` resizes to ``config.image_size`` (or the processor's fixed
-    size) with bicubic resampling, aspect ratio not kept, so the descriptor grid covers the whole image.
+    size) with ``config.resample`` (bicubic or bilinear), aspect ratio not kept, so the descriptor grid covers the
+    whole image.
 
     Args:
         image: RGB PIL image of any size.
@@ -120,7 +121,8 @@ def prepare_image(image: Image.Image, config: Text4SegConfig, processor=None) ->
     height, width = size
     if image.size == (width, height):
         return image
-    return image.resize((width, height), Image.Resampling.BICUBIC)
+    resample = Image.Resampling.BILINEAR if config.resample == "bilinear" else Image.Resampling.BICUBIC
+    return image.resize((width, height), resample)
 
 
 def _adds_special_tokens(tokenizer) -> bool:
