@@ -8,9 +8,8 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import TINY_DIMS, TINY_QUESTION, TINY_TEXTS
+from PIL import Image
 
 ARCHS = ("qwen2-vl", "qwen2.5-vl", "internvl")
 # per family: model type, projector, vision tower, language model, leaf names LoRA targets

@@ -20,7 +20,6 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any
 
 import torch
 
