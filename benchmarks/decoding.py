@@ -22,8 +22,13 @@ the masks where (a) needed repairs and ``identical_to_plain`` tells whether (c) 
 The last line printed is one JSON object: ``forward_pass_ratio`` and ``wall_ratio`` ((a)/(c)), ``identical``,
 ``repairs_constrained`` ((b) + (c)), and the other figures.
 
+Per backbone (``--arch llava qwen2-vl qwen2.5-vl internvl``): for each family a tiny model built from configs
+(random weights, so answers are grammar-forced rather than learned), constrained ``generate`` (b) against fast
+(c) on the same prompts, printing per architecture whether fast runs or falls back (and why), (b) == (c), and
+the forward-pass and wall ratios (b)/(c); the last line is one JSON object keyed by architecture.
+
 Usage: ``python benchmarks/decoding.py [--model runs/quickstart/model] [--queries 50] [--seed 1]
-[--data ROOT --split NAME] [--threads 1]``
+[--data ROOT --split NAME] [--threads 1]`` or ``python benchmarks/decoding.py --arch qwen2-vl internvl``
 """
 
 from __future__ import annotations
@@ -158,6 +163,59 @@ def _big_tokenizer():
     return tok
 
 
+def _per_arch(archs: list[str], queries: int, seed: int, threads: int) -> int:
+    """constrained vs fast per backbone family, on tiny random models (see the module docstring)."""
+    import torch
+    from PIL import Image
+
+    from text4seg.decoding import DescriptorDecoder
+    from text4seg.modeling import build_tiny_model, load_model
+    from text4seg.modeling.tiny import TINY_ARCHS
+
+    unknown = sorted(set(archs) - set(TINY_ARCHS))
+    if unknown:
+        print(f"--arch {', '.join(unknown)}: expected one of {', '.join(TINY_ARCHS)}", file=sys.stderr)
+        return 2
+    torch.set_num_threads(threads)
+    rng = np.random.default_rng(seed)
+    per_image = 3
+    images = [Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+              for _ in range(max(1, queries // per_image))]
+    prompts = ["Segment the red circle.", "Segment the blue square on the left.", "Segment the small star."]
+    summary = {}
+    print(f"{len(images) * per_image} queries on {len(images)} images per architecture (tiny random models, "
+          f"grid 8x8 plain, fp32, torch threads {torch.get_num_threads()})")
+    print(f"{'arch':12} {'fast':36} {'b==c':5} {'passes b/c':>11} {'wall b/c':>9}")
+    with tempfile.TemporaryDirectory(prefix="t4s_bench_arch_") as tmp:
+        for arch in archs:
+            path = build_tiny_model(Path(tmp) / arch, texts=prompts, labels=["target"], arch=arch, grid=8,
+                                    patch_size=4, vision_hidden=32, vision_layers=1, text_hidden=64, text_layers=2,
+                                    heads=2, vocab_size=400, max_positions=512, image_position="before")
+            loaded = load_model(path, device="cpu", dtype="float32")
+            decoder = DescriptorDecoder(loaded.model, loaded.processor, loaded.config, max_preamble_tokens=4)
+            totals = {"constrained": [0, 0.0], "fast": [0, 0.0]}
+            same = True
+            for k, image in enumerate([images[0], *images]):
+                out = {}
+                for mode in ("constrained", "fast"):
+                    began = time.perf_counter()
+                    out[mode] = decoder.generate_ids([image] * per_image, prompts, mode=mode)
+                    if k:  # the first image warms up
+                        totals[mode][0] += max(p for _, p in out[mode]) if mode == "constrained" else sum(
+                            p for _, p in out[mode]) / per_image
+                        totals[mode][1] += time.perf_counter() - began
+                same &= [i for i, _ in out["constrained"]] == [i for i, _ in out["fast"]]
+            passes = totals["constrained"][0] / max(totals["fast"][0], 1e-9)
+            wall = totals["constrained"][1] / max(totals["fast"][1], 1e-9)
+            status = "runs" if decoder.unsupported is None else f"falls back: {decoder.unsupported}"
+            print(f"{arch:12} {status[:36]:36} {'yes' if same else 'NO':5} {passes:10.2f}x {wall:8.2f}x")
+            summary[arch] = {"fast": decoder.unsupported is None, "fallback": decoder.unsupported,
+                             "constrained_equals_fast": same, "forward_pass_ratio": round(passes, 3),
+                             "wall_ratio": round(wall, 3)}
+    print(json.dumps(summary))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=None, help="trained model dir (default runs/quickstart/model)")
@@ -172,7 +230,11 @@ def main(argv: list[str] | None = None) -> int:
         "--threads", type=int, default=1, help="torch CPU threads (1: steadier on a shared box)"
     )
     parser.add_argument("--no-overhead", action="store_true", help="skip the grammar-overhead measurement")
+    parser.add_argument("--arch", nargs="+", default=None, metavar="ARCH",
+                        help="per-backbone comparison on tiny random models: llava, qwen2-vl, qwen2.5-vl, internvl")
     args = parser.parse_args(argv)
+    if args.arch:
+        return _per_arch(args.arch, args.queries, args.seed, args.threads)
 
     import torch
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from text4seg.descriptors import BACKGROUND, parse_grid_size, sanitize_label
 from text4seg.prompts import REFERRING_QUESTIONS
 
-__all__ = ["CONFIG_NAME", "Text4SegConfig", "DESCRIPTOR_FORMS", "RESIZE_POLICIES", "IMAGE_POSITIONS"]
+__all__ = ["CONFIG_NAME", "Text4SegConfig", "DESCRIPTOR_FORMS", "RESIZE_POLICIES", "IMAGE_POSITIONS", "RESAMPLES"]
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +27,8 @@ DESCRIPTOR_FORMS = ("rle", "plain")
 # whose processor keeps the whole image, e.g. Qwen2-VL).
 RESIZE_POLICIES = ("stretch", "none")
 IMAGE_POSITIONS = ("before", "after")
+# PIL resampling filter of the stretch: bicubic (LLaVA-1.5 / ms-swift), bilinear (the Text4Seg LLaVA codebase)
+RESAMPLES = ("bicubic", "bilinear")
 
 
 @dataclass
@@ -47,6 +49,9 @@ class Text4SegConfig:
             a fixed word such as ``"target"``.
         semantic_template: question for semantic prompts, containing ``"{classes}"``; None = the evaluation
             template of :mod:`text4seg.prompts`.
+        resample: PIL filter of the stretch, ``"bicubic"`` or ``"bilinear"``.
+        profile: name of the inference profile a converted checkpoint reproduces (``"reference"``: the
+            Text4Seg LLaVA code; ``"ms-swift"``), None for models trained here. Informational.
     """
 
     grid: tuple[int, int] = (16, 16)
@@ -58,6 +63,8 @@ class Text4SegConfig:
     image_position: str = "before"
     fg_label: str = "sentence"
     semantic_template: str | None = None
+    resample: str = "bicubic"
+    profile: str | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -75,6 +82,8 @@ class Text4SegConfig:
             )
         if self.resize not in RESIZE_POLICIES:
             raise ValueError(f"{CONFIG_NAME}: resize {self.resize!r}: expected one of {RESIZE_POLICIES}")
+        if self.resample not in RESAMPLES:
+            raise ValueError(f"{CONFIG_NAME}: resample {self.resample!r}: expected one of {RESAMPLES}")
         if self.image_position not in IMAGE_POSITIONS:
             raise ValueError(
                 f"{CONFIG_NAME}: image_position {self.image_position!r}: expected one of {IMAGE_POSITIONS}"

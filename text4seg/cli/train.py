@@ -36,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
 
     fields = [*TrainConfig.__dataclass_fields__, *LoadOptions.__dataclass_fields__, "question_template"]
     values = given(args, fields)
-    base = TINY_PRESET.train if values.get("model", "tiny") == "tiny" else TrainConfig()
+    model = str(values.get("model", "tiny"))
+    base = TINY_PRESET.train if model == "tiny" or model.startswith("tiny-") else TrainConfig()
     config = base.replace(**values)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     result = train(config)

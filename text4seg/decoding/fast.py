@@ -15,9 +15,11 @@ How a batch runs:
    accept different lengths); trailing holes are cropped, and the cache is compacted when holes dominate.
    Positions are explicit, so holes and padding never shift a row.
 
-Only LLaVA-style models (``model_type == "llava"``: one 1-D rotary position per token, image features scattered
-at image tokens, a :class:`transformers.DynamicCache` of full-attention layers) run here; the caller falls back to
-``generate`` for others.
+Supported backbones (:data:`FAST_MODEL_TYPES`): models whose image features are scattered at image tokens and
+whose language model is a :class:`transformers.DynamicCache` of full-attention layers: LLaVA and InternVL (one 1-D
+rotary position per token), and Qwen2-VL / Qwen2.5-VL, whose 3-D rotary positions (temporal, height, width) come
+from the model's own ``get_rope_index`` for the prompt; every later token sits at its 1-D index plus the row's
+rope delta on all three axes, as in ``generate``. The caller falls back to ``generate`` for others.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from text4seg.decoding.drafts import Drafter
 from text4seg.decoding.hf import MaskBank, eos_token_ids, pad_token_id
 from text4seg.decoding.vocab import TokenConstraint
 
-__all__ = ["fast_unsupported", "generate_fast"]
+__all__ = ["FAST_MODEL_TYPES", "MROPE_MODEL_TYPES", "fast_unsupported", "generate_fast"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +47,6 @@ _PROCESSOR_FIELDS = {
     "no_repeat_ngram_size": (None, 0),
     "encoder_no_repeat_ngram_size": (None, 0),
     "bad_words_ids": (None,),
-    "suppress_tokens": (None,),
     "begin_suppress_tokens": (None,),
     "forced_bos_token_id": (None,),
     "forced_eos_token_id": (None,),
@@ -53,6 +54,11 @@ _PROCESSOR_FIELDS = {
     "min_length": (None, 0),
     "min_new_tokens": (None, 0),
 }
+
+
+# model types the fast loop reproduces token for token; those with 3-D (multimodal) rotary positions
+MROPE_MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl")
+FAST_MODEL_TYPES = ("llava", "internvl", *MROPE_MODEL_TYPES)
 
 
 def _base_model(model: Any) -> Any:
@@ -63,8 +69,8 @@ def fast_unsupported(model: Any) -> str | None:
     """Why the fast loop cannot reproduce ``generate`` for ``model``, or None when it can."""
     base = _base_model(model)
     model_type = getattr(getattr(base, "config", None), "model_type", None)
-    if model_type != "llava":
-        return f"model type {model_type!r} (the fast loop supports 'llava')"
+    if model_type not in FAST_MODEL_TYPES:
+        return f"model type {model_type!r} (the fast loop supports {', '.join(map(repr, FAST_MODEL_TYPES))})"
     text_config = base.config.get_text_config(decoder=True)
     if (
         getattr(text_config, "sliding_window", None)
@@ -128,6 +134,47 @@ class _Cache:
         self.mask = torch.gather(self.mask, 1, order)
 
 
+class _Positions:
+    """Rotary positions of the slots of each row: 1-D indices, or for 3-D (mrope) models the model's own prompt
+    positions (3, n) and, past the prompt, index + the row's delta on all three axes."""
+
+    def __init__(self) -> None:
+        self.tables: list[torch.Tensor] = []  # per row: (3, prompt length)
+        self.deltas: list[int] = []
+
+    @property
+    def mrope(self) -> bool:
+        return bool(self.tables)
+
+    def add(self, table: torch.Tensor) -> None:
+        self.tables.append(table)
+        self.deltas.append(int(table.max()) + 1 - table.shape[1])
+
+    def __call__(self, positions: torch.Tensor, rows: Sequence[int]) -> torch.Tensor:
+        """``positions`` (B, L) 1-D slot indices of rows ``rows`` -> (B, L), or (3, B, L) for mrope models."""
+        if not self.mrope:
+            return positions
+        out = positions[None].repeat(3, 1, 1)
+        for b, i in enumerate(rows):
+            table = self.tables[i].to(positions.device)
+            inside = positions[b] < table.shape[1]
+            out[:, b] = torch.where(inside[None], table[:, positions[b].clamp(max=table.shape[1] - 1)],
+                                    positions[b][None] + self.deltas[i])
+        return out
+
+
+def _image_inputs(enc: Any, images: int) -> dict[str, torch.Tensor]:
+    """The vision inputs of the first of ``images`` identical images of a processor batch."""
+    pixel_values = enc["pixel_values"]
+    per_image = pixel_values.shape[0] // images  # patches (Qwen2-VL) or tiles (InternVL) or 1 (LLaVA)
+    out = {"pixel_values": pixel_values[:per_image]}
+    if "image_grid_thw" in enc:
+        out["image_grid_thw"] = enc["image_grid_thw"][:1]
+    if "image_sizes" in enc:
+        out["image_sizes"] = enc["image_sizes"][:1]
+    return out
+
+
 def _forward(
     model: Any, embeds: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any, keep: int
 ):
@@ -142,8 +189,11 @@ def _forward(
     return out.logits
 
 
-def _choose(logits: torch.Tensor, masks: torch.Tensor | None) -> list[list[int]]:
-    """Greedy ids (rows, positions) of ``logits`` (rows, positions, V) restricted to ``masks`` (same shape)."""
+def _choose(logits: torch.Tensor, masks: torch.Tensor | None, suppress: torch.Tensor | None = None) -> list[list[int]]:
+    """Greedy ids (rows, positions) of ``logits`` (rows, positions, V) restricted to ``masks`` (same shape), never
+    one of ``suppress`` (ids; ``generation_config.suppress_tokens``, as ``generate`` applies them)."""
+    if suppress is not None:
+        logits = logits.index_fill(-1, suppress.to(logits.device), float("-inf"))
     if masks is not None:
         vocab = min(logits.shape[-1], masks.shape[-1])
         logits = logits[..., :vocab].masked_fill(~masks[..., :vocab], float("-inf"))
@@ -203,6 +253,12 @@ def generate_fast(
     eos_set = set(eos)
     pad = pad_token_id(tokenizer, eos)
 
+    suppressed = getattr(getattr(model, "generation_config", None), "suppress_tokens", None)
+    suppress = torch.tensor(sorted(set(suppressed)), dtype=torch.long) if suppressed else None
+    mrope = getattr(base.config, "model_type", None) in MROPE_MODEL_TYPES
+    place = _Positions()
+    tables: dict[int, torch.Tensor] = {}
+
     # 1. tokens per row and one vision pass per image
     groups: dict[int, list[int]] = {}
     for i, image in enumerate(images):
@@ -218,13 +274,25 @@ def generate_fast(
         for r, i in enumerate(members):
             row_ids[i] = ids[r][attention[r].bool()].tolist()
             row_group[i] = g
+        vision = _image_inputs(enc, len(members)) if "pixel_values" in enc else None
+        if mrope:
+            for r, i in enumerate(members):
+                keep = attention[r].bool()
+                table, _ = base.model.get_rope_index(
+                    ids[r][keep][None], mm_token_type_ids=enc["mm_token_type_ids"][r][keep][None],
+                    image_grid_thw=None if vision is None else vision["image_grid_thw"],
+                )
+                tables[i] = table[:, 0]  # (3, prompt length)
         feats = None
-        if "pixel_values" in enc and image_token is not None and image_token in row_ids[members[0]]:
-            pixel_values = enc["pixel_values"][:1].to(device=device, dtype=dtype)
-            out = model.get_image_features(pixel_values=pixel_values)
+        if vision is not None and image_token is not None and image_token in row_ids[members[0]]:
+            vision = {k: v.to(device=device, dtype=dtype) if v.is_floating_point() else v.to(device)
+                      for k, v in vision.items()}
+            out = model.get_image_features(**vision)
             pooled = getattr(out, "pooler_output", out)
             feats = pooled[0] if isinstance(pooled, (list, tuple)) else pooled.reshape(-1, pooled.shape[-1])
         features.append(feats)
+    for i in sorted(tables):
+        place.add(tables[i])
 
     def embed_span(i: int, a: int, b: int) -> torch.Tensor:
         ids = torch.tensor(row_ids[i][a:b], dtype=torch.long, device=device)
@@ -284,7 +352,7 @@ def generate_fast(
         saved = sum((size - 1) * p for size, p in zip(sizes, prefix_len))
         if saved >= min_shared and min(prefix_len) > 0:
             embeds, mask = stack_left(parts, width)
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            positions = place((mask.cumsum(-1) - 1).clamp(min=0), group_first)
             _forward(model, embeds, mask, positions, cache, 1)
             cache.batch_select_indices(torch.tensor(row_group, device=device))
             prefix_mask = mask[torch.tensor(row_group, device=device)]
@@ -300,7 +368,7 @@ def generate_fast(
     parts = [embed_span(i, starts[i], len(row_ids[i])) for i in range(len(rows))]
     embeds, suffix_mask = stack_left(parts, max(len(p) for p in parts))
     mask = torch.cat([prefix_mask, suffix_mask], dim=1)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, prefix_mask.shape[1] :]
+    positions = place((mask.cumsum(-1) - 1).clamp(min=0)[:, prefix_mask.shape[1] :], range(len(rows)))
     logits = _forward(model, embeds, mask, positions, cache, 1)
     state = _Cache(cache, mask)
     for row in rows:
@@ -308,7 +376,7 @@ def generate_fast(
     masks = None
     if enforce:
         masks = torch.stack([bank.get(r.drafter.constraint, r.drafter.allowed()) for r in rows])[:, None]
-    first = _choose(logits, masks)
+    first = _choose(logits, masks, suppress)
     active: list[_Row] = []
     pending: list[int] = []
     for row, chosen in zip(rows, first):
@@ -339,7 +407,8 @@ def generate_fast(
             step_mask[r, : 1 + len(draft)] = 1
         inputs, step_mask = inputs.to(device), step_mask.to(device)
         full_mask = torch.cat([state.mask, step_mask], dim=1)
-        positions = state.next_pos[:, None] + torch.arange(width, device=device)[None, :]
+        positions = place(state.next_pos[:, None] + torch.arange(width, device=device)[None, :],
+                          [row.index for row in active])
         logits = _forward(model, embed(inputs), full_mask, positions, state.cache, width)
         masks = None
         if enforce:
@@ -352,7 +421,7 @@ def generate_fast(
                     for j in range(width)
                 ]
             ).view(len(active), width, -1)
-        chosen = _choose(logits, masks)
+        chosen = _choose(logits, masks, suppress)
         still: list[_Row] = []
         next_pending: list[int] = []
         keep: list[int] = []

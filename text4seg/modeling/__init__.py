@@ -34,6 +34,7 @@ _LAZY = {
     "prepare_image": "inputs",
     "processor_image_size": "inputs",
     "encode_prompt": "inputs",
+    "check_prompt_contract": "inputs",
     "build_tiny_model": "tiny",
     "build_tiny_tokenizer": "tokenizer",
 }

@@ -7,12 +7,15 @@ functions, so a model sees at inference exactly the prompt format and preprocess
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from PIL import Image
 
 from text4seg.config import Text4SegConfig
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "user_content",
@@ -21,6 +24,7 @@ __all__ = [
     "processor_image_size",
     "prepare_image",
     "encode_prompt",
+    "check_prompt_contract",
 ]
 
 
@@ -98,7 +102,8 @@ def processor_image_size(processor) -> tuple[int, int] | None:
 
 def prepare_image(image: Image.Image, config: Text4SegConfig, processor=None) -> Image.Image:
     """Apply the config's resize policy: ``"stretch"`` resizes to ``config.image_size`` (or the processor's fixed
-    size) with bicubic resampling, aspect ratio not kept, so the descriptor grid covers the whole image.
+    size) with ``config.resample`` (bicubic or bilinear), aspect ratio not kept, so the descriptor grid covers the
+    whole image.
 
     Args:
         image: RGB PIL image of any size.
@@ -116,7 +121,8 @@ def prepare_image(image: Image.Image, config: Text4SegConfig, processor=None) ->
     height, width = size
     if image.size == (width, height):
         return image
-    return image.resize((width, height), Image.Resampling.BICUBIC)
+    resample = Image.Resampling.BILINEAR if config.resample == "bilinear" else Image.Resampling.BICUBIC
+    return image.resize((width, height), resample)
 
 
 def _adds_special_tokens(tokenizer) -> bool:
@@ -157,3 +163,37 @@ def encode_prompt(
         if padding_side is not None:
             kwargs["padding_side"] = padding_side
     return processor(**kwargs)
+
+
+def check_prompt_contract(processor: Any, config: Text4SegConfig, source: str = "model") -> None:
+    """Check at load time what text4seg assumes of an image-text-to-text model's processor, so an unsuitable
+    model fails with one clear message instead of an exception deep in generation.
+
+    Assumed: an image processor; a named image placeholder (``processor.image_token``); a chat template (on the
+    processor or its tokenizer) that renders a user turn with an image into text holding that placeholder. A
+    dynamic-resolution processor (no fixed output size) with no ``image_size`` in the config is accepted with a
+    warning: the image token grid then follows each image's size.
+
+    Raises:
+        ValueError: naming ``source`` and the missing piece.
+    """
+    name = type(processor).__name__
+    if getattr(processor, "image_processor", None) is None:
+        raise ValueError(f"{source}: {name} has no image processor; text4seg needs an image-text-to-text model")
+    image_token = getattr(processor, "image_token", None)
+    if not isinstance(image_token, str) or not image_token:
+        raise ValueError(f"{source}: {name} has no image_token field (the placeholder its chat template writes "
+                         "for an image)")
+    try:
+        text = render_user_prompt(processor, config, "probe")
+    except ValueError as err:
+        raise ValueError(f"{source}: {err}") from None
+    except Exception as err:  # noqa: BLE001 - a template that cannot render content lists
+        raise ValueError(f"{source}: the chat template of {name} cannot render a user turn with an image "
+                         f"({type(err).__name__}: {err})") from None
+    if image_token not in text or "probe" not in text:
+        raise ValueError(f"{source}: the chat template of {name} dropped the image or the text of a user turn "
+                         f"(rendered {text[:200]!r}; expected {image_token!r} and the question)")
+    if config.resize == "stretch" and config.image_size is None and processor_image_size(processor) is None:
+        logger.warning("%s: %s resizes dynamically and text4seg_config.json has no image_size: the image token "
+                       "grid follows each image; set image_size (e.g. [448, 448]) for a stable grid", source, name)

@@ -281,4 +281,7 @@ def load_model(
     if not trainable_adapter:
         hf_model.eval()
     processor = load_processor(model, adapter, trust_remote_code=trust_remote_code)
+    from text4seg.modeling.inputs import check_prompt_contract
+
+    check_prompt_contract(processor, config, source=str(adapter or model))
     return LoadedModel(hf_model, processor, config, dev, torch_dtype, model, None if adapter is None else str(adapter))

@@ -11,6 +11,7 @@ patch i. Everything else (templates, expressions, R-RLE counts) goes through the
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from text4seg.descriptors import BACKGROUND, ROW_SEP, RUN_SEP, SEG_END, SEG_START, sanitize_label
 
@@ -20,6 +21,8 @@ __all__ = [
     "EOS_TOKEN",
     "PAD_TOKEN",
     "TINY_CHAT_TEMPLATE",
+    "CHATML_TEMPLATE",
+    "CHAT_STYLES",
     "cell_token_strings",
     "build_tiny_tokenizer",
 ]
@@ -44,6 +47,57 @@ TINY_CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}ASSISTANT: {% endif %}"
 )
+
+# ChatML ("<|im_start|>role\n...<|im_end|>\n", the Qwen2-VL and InternVL families); the image placeholder of
+# the family is substituted for IMAGE_PLACEHOLDER.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "<|im_start|>{{ message['role'] }}{{ '\\n' }}"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for item in message['content'] %}"
+    "{% if item['type'] == 'image' %}IMAGE_PLACEHOLDER{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}"
+    "<|im_end|>{{ '\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant{{ '\\n' }}{% endif %}"
+)
+
+
+@dataclass(frozen=True)
+class ChatStyle:
+    """Special tokens and chat template of one backbone family's tiny tokenizer.
+
+    Attributes:
+        template: the chat template.
+        bos, eos, pad: special tokens (bos None: the family writes none).
+        extra: named special tokens (``image_token``, ...) set as tokenizer attributes.
+    """
+
+    template: str
+    bos: str | None
+    eos: str
+    pad: str
+    extra: tuple[tuple[str, str], ...]
+
+
+CHAT_STYLES: dict[str, ChatStyle] = {
+    "llava": ChatStyle(TINY_CHAT_TEMPLATE, BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, (("image_token", IMAGE_TOKEN),)),
+    # Qwen2-VL / Qwen2.5-VL: the vision block "<|vision_start|><|image_pad|><|vision_end|>", "<|im_end|>" ends a turn
+    "qwen2-vl": ChatStyle(
+        CHATML_TEMPLATE.replace("IMAGE_PLACEHOLDER", "<|vision_start|><|image_pad|><|vision_end|>"),
+        None, "<|im_end|>", "<|endoftext|>",
+        (("image_token", "<|image_pad|>"), ("video_token", "<|video_pad|>"), ("vision_start_token", "<|vision_start|>"),
+         ("vision_end_token", "<|vision_end|>"), ("im_start_token", "<|im_start|>")),
+    ),
+    # InternVL (transformers-native): "<IMG_CONTEXT>" is expanded by the processor to "<img>" + N x "<IMG_CONTEXT>" + "</img>"
+    "internvl": ChatStyle(
+        CHATML_TEMPLATE.replace("IMAGE_PLACEHOLDER", "<IMG_CONTEXT>"),
+        None, "<|im_end|>", "<|endoftext|>",
+        (("context_image_token", "<IMG_CONTEXT>"), ("start_image_token", "<img>"), ("end_image_token", "</img>"),
+         ("video_token", "<video>"), ("im_start_token", "<|im_start|>")),
+    ),
+}
+CHAT_STYLES["qwen2.5-vl"] = CHAT_STYLES["qwen2-vl"]
 
 # Literal pieces of the chat template and descriptor syntax the BPE should see even when the data is tiny.
 _SEED_TEXTS = (
@@ -70,6 +124,7 @@ def build_tiny_tokenizer(
     vocab_size: int = 1024,
     min_frequency: int = 2,
     model_max_length: int = 4096,
+    style: str = "llava",
 ):
     """Train a byte-level BPE on ``texts`` and add one token per descriptor cell of every label.
 
@@ -80,11 +135,12 @@ def build_tiny_tokenizer(
         vocab_size: BPE vocabulary size before added tokens (>= 300: 256 bytes + specials + merges).
         min_frequency: minimum pair frequency for a BPE merge.
         model_max_length: stored as the tokenizer's maximum length.
+        style: special tokens and chat template of a backbone family (a key of :data:`CHAT_STYLES`).
 
     Returns:
-        A ``transformers.PreTrainedTokenizerFast`` with bos ``<s>``, eos ``</s>``, pad ``<pad>`` and image token
-        ``<image>`` (special), ``<seg>``/``</seg>`` (plain added tokens, kept by ``skip_special_tokens``), the
-        cell tokens and :data:`TINY_CHAT_TEMPLATE`.
+        A ``transformers.PreTrainedTokenizerFast`` with the style's special tokens (``"llava"``: bos ``<s>``, eos
+        ``</s>``, pad ``<pad>``, image token ``<image>``), ``<seg>``/``</seg>`` (plain added tokens, kept by
+        ``skip_special_tokens``), the cell tokens and the style's chat template.
 
     Raises:
         ValueError: for a label that is not a clean descriptor label, or a too small ``vocab_size``.
@@ -92,6 +148,9 @@ def build_tiny_tokenizer(
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
+    if style not in CHAT_STYLES:
+        raise ValueError(f"style {style!r}: expected one of {sorted(CHAT_STYLES)}")
+    chat = CHAT_STYLES[style]
     if vocab_size < 300:
         raise ValueError(f"vocab_size {vocab_size}: expected >= 300")
     clean: list[str] = []
@@ -101,7 +160,7 @@ def build_tiny_tokenizer(
         if label not in clean:
             clean.append(label)
 
-    specials = [PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, IMAGE_TOKEN]
+    specials = [chat.pad, *([chat.bos] if chat.bos else []), chat.eos, *(token for _, token in chat.extra)]
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
@@ -126,13 +185,13 @@ def build_tiny_tokenizer(
     )
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=bpe,
-        bos_token=BOS_TOKEN,
-        eos_token=EOS_TOKEN,
-        pad_token=PAD_TOKEN,
-        extra_special_tokens={"image_token": IMAGE_TOKEN},
+        bos_token=chat.bos,
+        eos_token=chat.eos,
+        pad_token=chat.pad,
+        extra_special_tokens=dict(chat.extra),
         model_max_length=model_max_length,
         clean_up_tokenization_spaces=False,
         padding_side="right",
     )
-    tokenizer.chat_template = TINY_CHAT_TEMPLATE
+    tokenizer.chat_template = chat.template
     return tokenizer

@@ -76,7 +76,9 @@ class TrainConfig:
 
     # ---- model and data
     model: str = option("tiny", "hub id, model directory, adapter directory (training continues it), or 'tiny': "
-                        "a fresh tiny LLaVA whose tokenizer is trained on the data", group="model and data")
+                        "a fresh tiny LLaVA whose tokenizer is trained on the data (tiny-qwen2-vl, "
+                        "tiny-qwen2.5-vl, tiny-internvl: the same in another backbone family)",
+                        group="model and data")
     data: tuple[str, ...] = option((), "training JSON, FILE or FILE:RATIO (repeatable; ratio 0.5 = a random "
                                    "half per epoch, 3 = three passes)", group="model and data",
                                    metavar="FILE[:RATIO]", multiple=True)

@@ -25,7 +25,7 @@ from text4seg.config import Text4SegConfig
 from text4seg.io import write_json_atomic
 from text4seg.training.config import DataSource, TrainConfig
 
-__all__ = ["TrainResult", "train"]
+__all__ = ["TrainResult", "train", "tiny_arch"]
 
 logger = logging.getLogger(__name__)
 
@@ -161,14 +161,33 @@ def _base_model(config: TrainConfig, sources: Sequence[DataSource], files: Any, 
     is complete)."""
     from text4seg.modeling.loading import adapter_base, is_adapter_dir
 
-    if config.model == "tiny":
-        return str(_build_tiny_base(scratch if config.full else out / "base", sources, files, config)), None
+    arch = tiny_arch(config.model)
+    if arch is not None:
+        return str(_build_tiny_base(scratch if config.full else out / "base", sources, files, config, arch)), None
     if Path(config.model).is_dir() and is_adapter_dir(config.model):
         return adapter_base(config.model), config.model
     return config.model, None
 
 
-def _build_tiny_base(out_dir: Path, sources: Sequence[DataSource], files: Any, config: TrainConfig,
+def tiny_arch(model: str) -> str | None:
+    """The backbone family of a tiny model name (``"tiny"`` = LLaVA, ``"tiny-qwen2-vl"``, ...), None for others.
+
+    Raises:
+        ValueError: a ``tiny-`` name of no known family.
+    """
+    from text4seg.modeling.tiny import TINY_ARCHS
+
+    if model == "tiny":
+        return "llava"
+    if not model.startswith("tiny-") or Path(model).exists():
+        return None
+    arch = model[len("tiny-"):]
+    if arch not in TINY_ARCHS:
+        raise ValueError(f"--model {model}: expected tiny or one of {', '.join('tiny-' + a for a in TINY_ARCHS)}")
+    return arch
+
+
+def _build_tiny_base(out_dir: Path, sources: Sequence[DataSource], files: Any, config: TrainConfig, arch: str,
                      max_label_tokens: int = 512) -> Path:
     from text4seg.modeling.tiny import build_tiny_model
     from text4seg.presets import TINY_PRESET
@@ -198,7 +217,8 @@ def _build_tiny_base(out_dir: Path, sources: Sequence[DataSource], files: Any, c
         fg_label=overrides.get("fg_label") or (labels[0] if len(labels) == 1 else "sentence"),
     )
     kwargs.pop("image_size", None)
-    logger.info("building a tiny model (grid %s, %d cell labels) in %s", grid, len(labels) + 1, out_dir)
+    kwargs["arch"] = arch
+    logger.info("building a tiny %s model (grid %s, %d cell labels) in %s", arch, grid, len(labels) + 1, out_dir)
     return build_tiny_model(out_dir, texts=probe.texts, labels=labels, **kwargs)
 
 

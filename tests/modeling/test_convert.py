@@ -1,0 +1,225 @@
+"""text4seg convert: a tiny checkpoint in the Text4Seg LLaVA codebase's on-disk format, converted, answers token
+for token as an independent reimplementation of the original prompt, preprocessing and forward pass."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip("sentencepiece")
+
+SIDE, PATCH = 56, 14  # 16 image tokens (the real tower: 336 / 14 -> 576)
+MEAN = np.array([0.48145466, 0.4578275, 0.40821073])
+STD = np.array([0.26862954, 0.26130258, 0.27577711])
+LLAMA = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+             num_key_value_heads=2, max_position_embeddings=512, rms_norm_eps=1e-5, hidden_act="silu",
+             tie_word_embeddings=False)
+
+
+def _sentencepiece(directory: Path) -> None:
+    import sentencepiece as spm
+
+    from text4seg.modeling.convert import REFERENCE_SYSTEM_PROMPT
+
+    corpus = directory / "corpus.txt"
+    lines = [REFERENCE_SYSTEM_PROMPT, "USER: ASSISTANT: Please segment only the red circle in the image.",
+             "others *4| red circle *2\n others *6\n", "<seg> </seg> the blue square on the left"] * 20
+    corpus.write_text("\n".join(lines), encoding="utf-8")
+    spm.SentencePieceTrainer.train(input=str(corpus), model_prefix=str(directory / "tokenizer"), vocab_size=340,
+                                   model_type="bpe", byte_fallback=True, character_coverage=1.0, unk_id=0,
+                                   bos_id=1, eos_id=2, pad_id=-1, minloglevel=2,
+                                   # Llama's tokenizer.model: no normalization, spaces and newlines kept
+                                   normalization_rule_name="identity", remove_extra_whitespaces=False,
+                                   add_dummy_prefix=True, split_digits=True, allow_whitespace_only_pieces=True)
+    corpus.unlink()
+    (directory / "tokenizer.vocab").unlink()
+    (directory / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
+        "legacy": True, "add_bos_token": True, "add_eos_token": False, "model_max_length": 3072}))
+    (directory / "special_tokens_map.json").write_text(json.dumps(
+        {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}))
+
+
+@pytest.fixture(scope="module")
+def original(tmp_path_factory):
+    """(checkpoint dir in the original format, CLIP tower dir, original weights)."""
+    from transformers import CLIPConfig, CLIPModel, LlamaConfig, LlamaForCausalLM
+
+    root = tmp_path_factory.mktemp("original")
+    tower = root / "clip-vit-tiny"
+    tower.mkdir()
+    torch.manual_seed(0)
+    clip_config = CLIPConfig(
+        text_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         vocab_size=100),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=SIDE, patch_size=PATCH), projection_dim=16)
+    clip = CLIPModel(clip_config)
+    (tower / "config.json").write_text(json.dumps(clip_config.to_dict()))
+    torch.save(clip.state_dict(), tower / "pytorch_model.bin")  # a pickle with text_model.* too, as released
+
+    ckpt = root / "text4seg-llava-tiny-p16"
+    ckpt.mkdir()
+    _sentencepiece(ckpt)
+    import sentencepiece as spm
+
+    vocab = spm.SentencePieceProcessor(model_file=str(ckpt / "tokenizer.model")).get_piece_size()
+    llama = LlamaForCausalLM(LlamaConfig(vocab_size=vocab, **LLAMA))
+    weights = {k: v for k, v in llama.state_dict().items() if "rotary" not in k}
+    weights["model.mm_projector.0.weight"] = torch.randn(64, 32) * 0.2
+    weights["model.mm_projector.0.bias"] = torch.randn(64) * 0.1
+    weights["model.mm_projector.2.weight"] = torch.randn(64, 64) * 0.2
+    weights["model.mm_projector.2.bias"] = torch.randn(64) * 0.1
+    for key, value in clip.state_dict().items():  # the copy the original ignores: fp16 and perturbed
+        if key.startswith("vision_model."):
+            weights["model.vision_tower.vision_tower." + key] = (value + 0.01).half()
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in weights.items()}, str(ckpt / "model.safetensors"))
+    config = {"model_type": "llava_llama", "architectures": ["LlavaLlamaForCausalLM"], "vocab_size": vocab,
+              "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0, **LLAMA,
+              "mm_vision_tower": "./pre_trained/clip-vit-large-patch14-336/", "mm_hidden_size": 32,
+              "mm_projector_type": "mlp2x_gelu", "mm_vision_select_layer": -2, "mm_vision_select_feature": "patch",
+              "mm_patch_merge_type": "flat", "image_aspect_ratio": "anyres", "mm_use_im_start_end": False,
+              "mm_use_im_patch_token": False, "tokenizer_model_max_length": 3072}
+    (ckpt / "config.json").write_text(json.dumps(config))
+    (ckpt / "generation_config.json").write_text(json.dumps(
+        {"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0, "temperature": 0.9, "top_p": 0.6,
+         "max_length": 4096}))
+    return ckpt, tower, weights, clip
+
+
+def _reference_tokens(ckpt: Path, weights, clip, image: Image.Image, expression: str, steps: int) -> list[int]:
+    """The original inference, reimplemented: conversation, tokenizer_image_token, PIL bilinear stretch, CLIP
+    layer -2 without CLS in fp32, mlp2x_gelu, greedy."""
+    import sentencepiece as spm
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from text4seg.modeling.convert import REFERENCE_SYSTEM_PROMPT
+
+    sp = spm.SentencePieceProcessor(model_file=str(ckpt / "tokenizer.model"))
+    question = f"Please segment only the {expression} in the image."
+    prompt = f"{REFERENCE_SYSTEM_PROMPT} USER: <image>\n{question} ASSISTANT:"
+    before, after = prompt.split("<image>")
+    ids_before, ids_after = [1, *sp.encode(before)], sp.encode(after)
+    pixels = np.asarray(image.convert("RGB").resize((SIDE, SIDE), Image.BILINEAR), dtype=np.float64) / 255.0
+    pixels = torch.tensor(((pixels - MEAN) / STD).transpose(2, 0, 1)[None], dtype=torch.float32)
+    with torch.no_grad():
+        hidden = clip.vision_model(pixel_values=pixels, output_hidden_states=True).hidden_states[-2][:, 1:]
+        h = torch.nn.functional.linear(hidden, weights["model.mm_projector.0.weight"],
+                                       weights["model.mm_projector.0.bias"])
+        feats = torch.nn.functional.linear(torch.nn.functional.gelu(h), weights["model.mm_projector.2.weight"],
+                                           weights["model.mm_projector.2.bias"])[0]
+        llama = LlamaForCausalLM(LlamaConfig(vocab_size=sp.get_piece_size(), **LLAMA))
+        llama.load_state_dict({k: v for k, v in weights.items() if not k.startswith("model.mm_")
+                               and not k.startswith("model.vision_tower")}, strict=False)
+        llama.eval()
+        embed = llama.get_input_embeddings()
+        embeds = torch.cat([embed(torch.tensor(ids_before)), feats, embed(torch.tensor(ids_after))])[None]
+        out: list[int] = []
+        for _ in range(steps):
+            token = int(llama(inputs_embeds=embeds).logits[0, -1].argmax())
+            out.append(token)
+            if token == 2:
+                break
+            embeds = torch.cat([embeds, embed(torch.tensor([[token]]))], dim=1)
+    return out
+
+
+def test_converted_checkpoint_answers_as_the_original(original, tmp_path, caplog):
+    import logging
+
+    from text4seg.config import Text4SegConfig
+    from text4seg.decoding import HFGenerationBackend
+    from text4seg.decoding.hf import generate_plain
+    from text4seg.modeling import load_model
+    from text4seg.modeling.convert import convert_text4seg_llava
+    from text4seg.segmenter import Segmenter
+
+    ckpt, tower, weights, clip = original
+    out = tmp_path / "converted"
+    with caplog.at_level(logging.INFO):
+        convert_text4seg_llava(ckpt, out, vision_tower=tower)
+    assert "grid 16 (from 'p16' in the name" in caplog.text
+    assert {"config.json", "model.safetensors", "tokenizer.json", "text4seg_config.json", "processor_config.json",
+            "generation_config.json"} <= {p.name for p in out.iterdir()}
+    config = Text4SegConfig.load(out)
+    assert (config.grid, config.descriptor_form, config.background, config.profile) == ((16, 16), "rle",
+                                                                                         "others", "reference")
+    assert config.question_template == "Please segment only the {expression} in the image."
+    assert config.resample == "bilinear" and config.image_size == (SIDE, SIDE)
+
+    loaded = load_model(out, device="cpu", dtype="float32")
+    vocab = weights["model.embed_tokens.weight"].shape[0]
+    assert loaded.model.config.text_config.vocab_size % 64 == 0
+    assert loaded.model.generation_config.suppress_tokens == list(range(vocab, loaded.model.config.text_config.vocab_size))
+    segmenter = Segmenter(HFGenerationBackend(loaded.model, loaded.processor, config, decoding="plain"), config)
+    rng = np.random.default_rng(3)
+    for k, expression in enumerate(["red circle", "the blue square on the left"]):
+        image = Image.fromarray(rng.integers(0, 256, (37 + 20 * k, 61, 3), dtype=np.uint8))
+        prompt = segmenter.referring_prompt(expression)
+        render = segmenter.backend.render
+        enc = loaded.processor(text=[render(prompt)], images=[image.resize((SIDE, SIDE), Image.BILINEAR)],
+                               return_tensors="pt")
+        assert int((enc["input_ids"] == loaded.model.config.image_token_id).sum()) == (SIDE // PATCH) ** 2
+        [(ids, _)] = generate_plain(loaded.model, loaded.processor, config, [image], [prompt], render, 12)
+        expected = _reference_tokens(ckpt, weights, clip, image, expression, 12)
+        assert ids == expected
+        # the same through the fast loop (suppressed ids honoured there too)
+        fast = HFGenerationBackend(loaded.model, loaded.processor, config, decoding="fast-unconstrained",
+                                   max_new_tokens=12).decoder.generate_ids([image], [prompt],
+                                                                           mode="fast-unconstrained",
+                                                                           max_new_tokens=12)
+        assert fast[0][0] == expected
+    # the prompt ids are the original's: "▁" after the image, pieces tokenized separately
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=str(ckpt / "tokenizer.model"))
+    text = segmenter.backend.render("Q")
+    before, after = text.split("<image>")
+    assert before.endswith(" USER: ") and after == "\nQ ASSISTANT:"
+    pieces = loaded.processor.tokenizer(text)["input_ids"]
+    image_id = loaded.model.config.image_token_id
+    assert pieces == [1, *sp.encode(before), image_id, *sp.encode(after)]
+    assert sp.id_to_piece(pieces[pieces.index(image_id) + 1]) == "▁"
+
+
+def test_convert_refuses_bad_input(original, tmp_path):
+    from text4seg.modeling.convert import convert_text4seg_llava, grid_from_name, load_state_dict
+
+    ckpt, tower, _, _ = original
+    assert (grid_from_name("lmc22/text4seg-llava-7b-p24"), grid_from_name("x_p32"), grid_from_name("p240")) == (
+        24, 32, None)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(FileExistsError):
+        convert_text4seg_llava(ckpt, out, vision_tower=tower)
+    with pytest.raises(ValueError, match="states no grid"):
+        convert_text4seg_llava(tower, tmp_path / "x")
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    bad = tmp_path / "non_lora_trainables.bin"
+    torch.save({"x": Evil()}, bad)
+    with pytest.raises(ValueError, match="weights_only=True"):
+        load_state_dict(bad)
+    assert not (tmp_path / "x").exists()
+
+
+def test_convert_cli_writes_once_unless_forced(original, tmp_path, capsys):
+    from text4seg.cli import main
+
+    ckpt, tower, _, _ = original
+    out = tmp_path / "cli"
+    argv = ["convert", "text4seg-llava", str(ckpt), "--out", str(out), "--vision-tower", str(tower), "--grid", "24"]
+    assert main(argv) == 0 and "converted:" in capsys.readouterr().out
+    assert json.loads((out / "text4seg_config.json").read_text())["grid"] == [24, 24]
+    assert main(argv) == 1 and "already exists" in capsys.readouterr().err
+    assert main([*argv, "--force"]) == 0
