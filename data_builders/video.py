@@ -63,6 +63,7 @@ def build(
     limit: int | None = None,
     strict: bool = False,
     quiet: bool = False,
+    context_frames: int = 0,
     num_videos: int = 20,
     num_frames: int = 8,
     frame_size: int = 64,
@@ -97,7 +98,7 @@ def build(
             rle=rle, fg_label=fg_label, reasoning_fg_label=reasoning_fg_label, rounds=rounds, repeat=repeat,
             seed=seed, question_index=question_index, answer_index=answer_index,
             question_template=question_template, answer_sentence=answer_sentence, limit=limit,
-            strict=strict,
+            strict=strict, context_frames=context_frames,
         )  # fmt: skip
         write_items(out, items, summary)
     summary.seconds = time.perf_counter() - start
@@ -110,6 +111,10 @@ def configure(parser: argparse.ArgumentParser, dataset: str) -> None:
     parser.add_argument(
         "--frames-per-expression", type=int, default=None, metavar="K",
         help="distinct frames per expression, drawn uniformly with the seed (default 4; all when fewer)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--context-frames", type=int, default=None, metavar="K",
+        help="each item also shows the K frames before the target frame (multi-image items; default 0)",
     )  # fmt: skip
     add_grid_options(parser, "16")
     parser.add_argument("--fg-label", default=None, help="'sentence' (default: the expression) or a fixed label")

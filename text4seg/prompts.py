@@ -173,7 +173,7 @@ def answer_text(descriptor: str, rng: random.Random | None = None, template: int
 
 def conversation_item(
     item_id: str,
-    image: str,
+    image: str | Sequence[str],
     height: int,
     width: int,
     rounds: Sequence[tuple[str, str]],
@@ -183,7 +183,8 @@ def conversation_item(
 
     Args:
         item_id: unique id of the item.
-        image: image path relative to the data root.
+        image: image path relative to the data root, or a list of them (context frames, then the frame the
+            answers are about): the first question then starts with one ``"<image>\\n"`` per image.
         height: image height in pixels.
         width: image width in pixels.
         rounds: ``(question, answer)`` pairs, at least one; only the first question gets ``"<image>\\n"``.
@@ -194,7 +195,11 @@ def conversation_item(
         "<image>\\n" + q0}, {"from": "gpt", "value": a0}, ...]}``.
     """
     _check_text(item_id, "item_id")
-    _check_text(image, "image")
+    paths = [image] if isinstance(image, str) else list(image)
+    if not paths:
+        raise ValueError("image: expected a path or a non-empty list of paths")
+    for k, path in enumerate(paths):
+        _check_text(path, "image" if isinstance(image, str) else f"image[{k}]")
     for name, value in (("height", height), ("width", width)):
         if not _is_int(value) or value < 1:
             raise ValueError(f"{name}: expected a positive int, got {value!r}")
@@ -209,10 +214,11 @@ def conversation_item(
         _check_text(answer, f"rounds[{k}] answer")
         if IMAGE_TOKEN in question:
             raise ValueError(f"rounds[{k}] question contains {IMAGE_TOKEN!r}; it is added to the first turn")
-        value = f"{IMAGE_TOKEN}\n{question}" if k == 0 else question
+        value = f"{IMAGE_TOKEN}\n" * len(paths) + question if k == 0 else question
         conversations.append({"from": "human", "value": value})
         conversations.append({"from": "gpt", "value": answer})
-    item: dict = {"id": item_id, "image": image, "height": int(height), "width": int(width)}
+    item: dict = {"id": item_id, "image": image if isinstance(image, str) else paths, "height": int(height),
+                  "width": int(width)}
     if crop_size is not None:
         box = list(crop_size)
         if len(box) != 4 or not all(_is_int(v) for v in box):

@@ -235,7 +235,9 @@ class Segmenter:
 
         Args:
             items: ``(image, queries)`` pairs (queries: one expression or a list). With ``instruction=`` or
-                ``classes=`` the queries must be None and that request is asked of every image.
+                ``classes=`` the queries must be None and that request is asked of every image. An image may
+                be a list of frames: context frames, then the frame the masks are about (a model trained with
+                context frames; answered with ``constrained`` decoding in the fast modes).
             upsample: ``"nearest"`` or ``"smooth"``.
 
         Returns:
@@ -245,10 +247,16 @@ class Segmenter:
 
         if upsample not in ("nearest", "smooth"):
             raise ValueError(f"upsample {upsample!r}: expected 'nearest' or 'smooth'")
-        images: list[Image.Image] = []
+        images: list[Any] = []
         requests: list[list[tuple[str, str]]] = []
         for image, query in items:
-            loaded = load_image(image)
+            if isinstance(image, (list, tuple)):  # context frames, then the frame the answer is about
+                if not image:
+                    raise ValueError("segment: an empty list of frames")
+                loaded = [load_image(frame) for frame in image]
+                loaded = loaded[0] if len(loaded) == 1 else loaded
+            else:
+                loaded = load_image(image)
             reqs, _ = self._requests(query, instruction, classes)
             images.append(loaded)
             requests.append(reqs)
@@ -265,7 +273,8 @@ class Segmenter:
         out: list[list[SegmentationResult]] = []
         k = 0
         for image, reqs in zip(images, requests):
-            out_hw = (image.height, image.width)
+            target = image[-1] if isinstance(image, list) else image
+            out_hw = (target.height, target.width)
             results = []
             for query, prompt in reqs:
                 results.append(self._result(query, prompt, generated[k], out_hw, classes, upsample))

@@ -90,18 +90,26 @@ def keyframe_candidates(num_frames: int, rule: str, candidates: int = 4) -> list
 
 
 def _answer(segmenter: Any, frames: Sequence[np.ndarray], indices: Sequence[int], expression: str | None,
-            instruction: str | None, progress: bool = False, chunk: int = 8) -> list[Any]:
-    """The model's answers on ``indices``, in chunks of frames (a progress bar over frames)."""
+            instruction: str | None, progress: bool = False, chunk: int = 8, context_frames: int = 0) -> list[Any]:
+    """The model's answers on ``indices``, in chunks of frames (a progress bar over frames); with
+    ``context_frames`` K each prompt shows the K frames before its frame too."""
     from tqdm.auto import tqdm
+
+    from text4seg.items.video import context_indices
+
+    def shown(k: int) -> Any:
+        if not context_frames:
+            return frames[k]
+        return [frames[c] for c in context_indices(k, context_frames)] + [frames[k]]
 
     out: list[Any] = []
     with tqdm(total=len(indices), desc="frames", unit="frame", disable=not progress, leave=False) as bar:
         for start in range(0, len(indices), chunk):
             part = indices[start:start + chunk]
             if expression is not None:
-                answers = segmenter.segment_many([(frames[k], expression) for k in part])
+                answers = segmenter.segment_many([(shown(k), expression) for k in part])
             else:
-                answers = segmenter.segment_many([(frames[k], None) for k in part], instruction=instruction)
+                answers = segmenter.segment_many([(shown(k), None) for k in part], instruction=instruction)
             out.extend(r[0] for r in answers)
             bar.update(len(part))
     return out
@@ -119,6 +127,7 @@ def segment_video(
     candidates: int = 4,
     propagator: Any = None,
     progress: bool = False,
+    context_frames: int = 0,
 ) -> VideoSegmentation:
     """Masks of ``expression`` (or ``instruction``) in every frame.
 
@@ -131,6 +140,8 @@ def segment_video(
         keyframes, candidates: propagate: the keyframe rule and the number of ``best`` candidates.
         propagator: propagate: a :class:`~text4seg.refine.sam2_video.Sam2Propagator`.
         progress: a progress bar over the frames the model answers on.
+        context_frames: K >= 1 for a model trained with context frames: each answer is asked about the K
+            frames before its frame and the frame itself.
 
     Raises:
         ValueError: bad options, no frames, frames of different sizes, ``propagate`` without a propagator.
@@ -139,6 +150,8 @@ def segment_video(
         raise ValueError("segment_video: give an expression or instruction=, not both")
     if strategy not in STRATEGIES:
         raise ValueError(f"--video-strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")
+    if isinstance(context_frames, bool) or not isinstance(context_frames, int) or context_frames < 0:
+        raise ValueError(f"--context-frames {context_frames!r}: expected an integer >= 0")
     if isinstance(frame_stride, bool) or not isinstance(frame_stride, int) or frame_stride < 1:
         raise ValueError(f"--frame-stride {frame_stride!r}: expected an integer >= 1")
     arrays = [np.asarray(f.convert("RGB")) if hasattr(f, "convert") else np.asarray(f) for f in frames]
@@ -154,7 +167,7 @@ def segment_video(
         answered = list(range(0, count, frame_stride))
         if answered[-1] != count - 1 and frame_stride > 1:
             answered.append(count - 1)
-        results = _answer(segmenter, arrays, answered, expression, instruction, progress)
+        results = _answer(segmenter, arrays, answered, expression, instruction, progress, context_frames=context_frames)
         masks = np.zeros((count, height, width), dtype=bool)
         sources = ["nearest"] * count
         by_frame = dict(zip(answered, results))
@@ -171,7 +184,7 @@ def segment_video(
         raise ValueError("--video-strategy propagate needs a SAM2 model (--sam2 ID|DIR)")
     kind, _ = parse_keyframes(keyframes)
     chosen = keyframe_candidates(count, keyframes, candidates)
-    results = _answer(segmenter, arrays, chosen, expression, instruction, progress)
+    results = _answer(segmenter, arrays, chosen, expression, instruction, progress, context_frames=context_frames)
     texts = {k: r.text for k, r in zip(chosen, results)}
     scores: dict[int, float | None] = {}
     if kind == "best":
@@ -222,6 +235,7 @@ def segment_video_file(
     sam2: str | None = None,
     max_frames: int | None = None,
     progress: bool = True,
+    context_frames: int = 0,
 ) -> dict:
     """``text4seg segment-video``: read a video (file or folder of frames), segment it, write ``OUT/masks/<frame>.png``
     (0/255, frame size), ``OUT/overlay.mp4`` (``.gif`` with ``gif``) and ``OUT/result.json`` (per-frame COCO RLE,
@@ -256,7 +270,7 @@ def segment_video_file(
     load_seconds = time.perf_counter() - t0
     result = segment_video(segmenter, frames.frames, expression, instruction=instruction, strategy=strategy,
                            frame_stride=frame_stride, keyframes=keyframes, candidates=candidates,
-                           propagator=propagator, progress=progress)
+                           propagator=propagator, progress=progress, context_frames=context_frames)
     out = Path(out)
     from PIL import Image
 

@@ -34,6 +34,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                        help="propagate: which frames the model answers on (default: first)")
     video.add_argument("--candidates", type=int, default=None, metavar="K",
                        help="propagate with --keyframes best: frames tried, spread over the video (default: 4)")
+    video.add_argument("--context-frames", type=int, default=None, metavar="K",
+                       help="for a model trained with context frames: show the K frames before each answered "
+                       "frame too (default: 0)")
     video.add_argument("--sam2", default=None, metavar="ID|DIR",
                        help="SAM2 video model for propagate, e.g. facebook/sam2.1-hiera-large (default: none)")
     add_question_options(parser)
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     if (args.expression is None) == (args.instruction is None):
         raise ValueError("give an EXPRESSION or --instruction (exactly one)")
     options = given(args, ("adapter", "frame_stride", "keyframes", "candidates", "sam2", "max_frames",
-                           "question_template", "question_index"))
+                           "question_template", "question_index", "context_frames"))
     record = segment_video_file(
         args.video, args.expression, model=args.model, instruction=args.instruction, out=args.out or "video_masks",
         gif=bool(args.gif), load=LoadOptions(**given(args, LoadOptions.__dataclass_fields__)),

@@ -86,11 +86,11 @@ class HFGenerationBackend:
         return HFGenerationBackend(self.model, self.processor, config, self.options, batch_size=self.batch_size)
 
     # ---- prompts
-    def render(self, prompt: str) -> str:
-        """The full prompt text for one user turn (chat template, image placeholder, generation prompt)."""
+    def render(self, prompt: str, num_images: int = 1) -> str:
+        """The full prompt text for one user turn (chat template, image placeholders, generation prompt)."""
         from text4seg.modeling.inputs import render_user_prompt
 
-        return render_user_prompt(self.processor, self.config, prompt)
+        return render_user_prompt(self.processor, self.config, prompt, num_images)
 
     def _cost(self, text: str) -> int:
         if text not in self._token_cost:
@@ -135,7 +135,8 @@ class HFGenerationBackend:
 
         Args:
             images: RGB PIL images at their original size (preprocessed per the config); prompts about the same
-                image object share its vision pass in the fast modes.
+                image object share its vision pass in the fast modes. An entry may be a list of images
+                (context frames, then the frame the answer is about).
             prompts: user-turn texts, one per image.
 
         Returns:
@@ -148,15 +149,19 @@ class HFGenerationBackend:
             chunk_images = list(images[start : start + self.batch_size])
             chunk_prompts = list(prompts[start : start + self.batch_size])
             began = time.perf_counter()
-            if self.decoding == "plain":
+            # prompts with several images (context frames): the fast loop shares one image's prefix across
+            # prompts, so they run as "constrained" (same tokens as "fast") or "plain" ("fast-unconstrained")
+            multi = any(isinstance(image, (list, tuple)) for image in chunk_images)
+            mode = {"fast": "constrained", "fast-unconstrained": "plain"}.get(self.decoding, self.decoding) \
+                if multi else self.decoding
+            if mode == "plain":
                 from text4seg.decoding.hf import generate_plain
 
                 answers = generate_plain(self.model, self.processor, self.config, chunk_images, chunk_prompts,
                                          self.render, self.budget(chunk_prompts))
             else:
-                budget = self.budget(chunk_prompts) if self.decoding == "fast-unconstrained" else self.max_new_tokens
-                answers = self.decoder.generate_ids(chunk_images, chunk_prompts, mode=self.decoding,
-                                                    max_new_tokens=budget)
+                budget = self.budget(chunk_prompts) if mode == "fast-unconstrained" else self.max_new_tokens
+                answers = self.decoder.generate_ids(chunk_images, chunk_prompts, mode=mode, max_new_tokens=budget)
             seconds = (time.perf_counter() - began) / max(len(chunk_prompts), 1)
             out.extend(
                 GeneratedText(text=self.tokenizer.decode(ids, skip_special_tokens=True), tokens=len(ids),

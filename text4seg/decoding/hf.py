@@ -84,11 +84,21 @@ def encode_inputs(
     render: Callable[[str], str],
 ) -> dict[str, Any]:
     """Tokenize and preprocess a batch exactly as plain decoding does: rendered chat prompts, images prepared
-    per the config, left padding, floating tensors in the model's dtype, everything on the model's device."""
+    per the config, left padding, floating tensors in the model's dtype, everything on the model's device.
+
+    An entry of ``images`` may be a list of images (context frames, then the target frame): its prompt is
+    rendered with that many image placeholders (``render(prompt, n)``).
+    """
     from text4seg.modeling.inputs import encode_prompt, prepare_image
 
-    texts = [render(p) for p in prompts]
-    prepared = [prepare_image(image, config, processor) for image in images]
+    texts, prepared = [], []
+    for prompt, image in zip(prompts, images):
+        if isinstance(image, (list, tuple)):
+            texts.append(render(prompt, len(image)) if len(image) > 1 else render(prompt))
+            prepared.extend(prepare_image(frame, config, processor) for frame in image)
+        else:
+            texts.append(render(prompt))
+            prepared.append(prepare_image(image, config, processor))
     inputs = encode_prompt(processor, texts, prepared, padding_side="left")
     device = model.device
     dtype = getattr(model, "dtype", None)

@@ -30,7 +30,13 @@ from text4seg.items.output import BuildSummary
 from text4seg.items.referring import DOWNSAMPLE_MODES, check_question_template, safe_text, template_index
 from text4seg.prompts import answer_text, conversation_item, referring_question
 
-__all__ = ["sample_frames", "video_items"]
+__all__ = ["sample_frames", "video_items", "context_indices"]
+
+
+def context_indices(frame: int, k: int) -> list[int]:
+    """The ``k`` frames shown before ``frame``, oldest first: ``frame - k .. frame - 1``, frame 0 repeated where
+    the video has fewer."""
+    return [max(0, frame - k + j) for j in range(k)]
 
 
 def sample_frames(num_frames: int, k: int, rng: random.Random) -> list[int]:
@@ -107,6 +113,7 @@ def video_items(
     answer_sentence: str | None = None,
     limit: int | None = None,
     strict: bool = False,
+    context_frames: int = 0,
 ) -> Iterator[dict]:
     """Turn video samples (one video's expressions consecutive, as the readers yield them) into items.
 
@@ -120,10 +127,15 @@ def video_items(
         reasoning_fg_label: label of ReVOS reasoning expressions (``"sentence"`` to use the expression).
         limit: only the first ``limit`` expressions.
         strict: raise on a bad annotation instead of skipping the expression (counted as ``"bad mask"``).
+        context_frames: K >= 1: each item shows the K frames before the target frame and the target frame
+            (``"image"`` is a list of K+1 paths, one ``<image>`` per frame in the first turn; frame 0 repeats
+            where the video has fewer earlier frames); the answer is the target frame's descriptor.
 
     Yields:
         Items ``{"id": "<sample id>_f<frame>[_r<k>]", "image": frame path, "height", "width", "conversations"}``.
     """
+    if isinstance(context_frames, bool) or not isinstance(context_frames, int) or context_frames < 0:
+        raise ValueError(f"context_frames must be an int >= 0, got {context_frames!r}")
     for name, value in (("frames_per_expression", frames_per_expression), ("rounds", rounds), ("repeat", repeat)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be an int >= 1, got {value!r}")
@@ -189,4 +201,6 @@ def video_items(
                         summary.empty_targets += int(not cells.any())
                     item_id = f"{sample.id}_f{sample.frame_names[f]}" + (f"_r{r}" if repeat > 1 else "")
                     summary.items += 1
-                    yield conversation_item(item_id, sample.frame_paths[f], sample.height, sample.width, qa)
+                    image = (sample.frame_paths[f] if not context_frames else
+                             [sample.frame_paths[k] for k in context_indices(f, context_frames)] + [sample.frame_paths[f]])
+                    yield conversation_item(item_id, image, sample.height, sample.width, qa)

@@ -28,20 +28,23 @@ __all__ = [
 ]
 
 
-def user_content(text: str, image_position: str = "before", with_image: bool = True) -> list[dict]:
-    """Content list of a user turn: ``[{"type": "image"}, {"type": "text", "text": text}]`` (image first for
-    ``"before"``, last for ``"after"``); text only when ``with_image`` is False."""
+def user_content(text: str, image_position: str = "before", with_image: bool = True, num_images: int = 1
+                 ) -> list[dict]:
+    """Content list of a user turn: ``[{"type": "image"}, {"type": "text", "text": text}]`` (images first for
+    ``"before"``, last for ``"after"``); text only when ``with_image`` is False. ``num_images`` > 1: several
+    images in order (context frames, then the frame the answer is about)."""
     parts: list[dict] = [{"type": "text", "text": text}]
     if with_image:
-        image = {"type": "image"}
-        parts = [image, *parts] if image_position == "before" else [*parts, image]
+        images = [{"type": "image"} for _ in range(max(1, int(num_images)))]
+        parts = [*images, *parts] if image_position == "before" else [*parts, *images]
     return parts
 
 
-def render_user_prompt(processor: Any, config: Text4SegConfig, prompt: str) -> str:
-    """The full prompt text of one user turn about one image: the chat template, the image placed per
-    ``config.image_position``, and the generation prompt (the one rendering used by every decoding mode)."""
-    messages = [{"role": "user", "content": user_content(prompt, config.image_position)}]
+def render_user_prompt(processor: Any, config: Text4SegConfig, prompt: str, num_images: int = 1) -> str:
+    """The full prompt text of one user turn about one image (or ``num_images`` images: context frames and the
+    target frame): the chat template, the images placed per ``config.image_position``, and the generation
+    prompt (the one rendering used by every decoding mode)."""
+    messages = [{"role": "user", "content": user_content(prompt, config.image_position, num_images=num_images)}]
     return render_chat(processor, messages, add_generation_prompt=True)
 
 

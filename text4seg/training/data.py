@@ -120,12 +120,16 @@ class _DescriptorConverter:
 # dataset
 
 
+def _image_count(item: _Item) -> int:
+    return 0 if item.image is None else len(item.image) if isinstance(item.image, tuple) else 1
+
+
 @dataclass
 class _Item:
     source: int
     index: int
     id: str
-    image: Path | None
+    image: Path | tuple[Path, ...] | None  # a tuple: context frames, then the target frame
     crop: tuple[int, int, int, int] | None
     rounds: list[tuple[str, str]]
     chars: int
@@ -281,10 +285,23 @@ class Text4SegDataset(torch.utils.data.Dataset):
                 )
             rounds.append((human["value"], gpt["value"]))
         image = raw.get("image")
-        image_path = None
-        if image is not None:
+        image_path: Path | tuple[Path, ...] | None = None
+        if isinstance(image, list):  # several images (context frames, then the target frame)
+            if not image or not all(isinstance(v, str) and v for v in image):
+                return self._bad(f"{where}: 'image' must be a path string or a non-empty list of them")
+            image_path = tuple(Path(v) if Path(v).is_absolute() else root / v for v in image)
+            missing = [p for p in image_path if check_images and not p.is_file()]
+            if missing:
+                return self._bad(f"{where}: image {missing[0]} not found", FileNotFoundError)
+            tags = rounds[0][0].count("<image>")
+            if tags not in (0, len(image_path)) or any("<image>" in q for q, _ in rounds[1:]):
+                return self._bad(f"{where}: {len(image_path)} images but {tags} '<image>' tags in the first "
+                                 "question (one per image, in order, all in the first turn)")
+            if len(image_path) == 1:
+                image_path = image_path[0]
+        elif image is not None:
             if not isinstance(image, str) or not image:
-                return self._bad(f"{where}: 'image' must be a path string")
+                return self._bad(f"{where}: 'image' must be a path string or a non-empty list of them")
             image_path = Path(image) if Path(image).is_absolute() else root / image
             if check_images and not image_path.is_file():
                 return self._bad(f"{where}: image {image_path} not found", FileNotFoundError)
@@ -299,8 +316,8 @@ class Text4SegDataset(torch.utils.data.Dataset):
                 and crop[0] < crop[2]
                 and crop[1] < crop[3]
             )
-            if not valid or image_path is None:
-                return self._bad(f"{where}: 'crop_size' must be [left, top, right, bottom] with an image")
+            if not valid or image_path is None or isinstance(image_path, tuple):
+                return self._bad(f"{where}: 'crop_size' must be [left, top, right, bottom] with one image")
             crop = tuple(int(round(v)) for v in crop)
         chars = sum(len(q) + len(a) for q, a in rounds)
         return _Item(-1, index, item_id, image_path, crop, rounds, chars)
@@ -325,8 +342,8 @@ class Text4SegDataset(torch.utils.data.Dataset):
         return len(self.order)
 
     def lengths(self) -> list[int]:
-        """Cheap length estimate per position (characters / 3, +1000 with an image) for length grouping."""
-        return [self.items[i].chars // 3 + (1000 if self.items[i].image is not None else 0) for i in self.order]
+        """Cheap length estimate per position (characters / 3, +1000 per image) for length grouping."""
+        return [self.items[i].chars // 3 + 1000 * _image_count(self.items[i]) for i in self.order]
 
     def messages(self, item: _Item) -> list[dict]:
         """Chat messages of an item (content lists), answers converted to the model's grid/form."""
@@ -334,10 +351,21 @@ class Text4SegDataset(torch.utils.data.Dataset):
         for k, (question, answer) in enumerate(item.rounds):
             with_image = k == 0 and item.image is not None
             text = _IMAGE_TAG.sub(" ", question).strip() if "<image>" in question else question
-            messages.append({"role": "user", "content": user_content(text, self.config.image_position, with_image)})
+            content = user_content(text, self.config.image_position, with_image, num_images=_image_count(item))
+            messages.append({"role": "user", "content": content})
             answer = (self._stage_converter or self.converter).convert(answer)
             messages.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
         return messages
+
+    def _images(self, item: _Item) -> list:
+        """The item's prepared images in order (none, one, or context frames then the target frame)."""
+        if item.image is None:
+            return []
+        if isinstance(item.image, tuple):
+            from text4seg.images import load_image
+
+            return [prepare_image(load_image(p), self.stage or self.config, self.processor) for p in item.image]
+        return [self._image(item)]
 
     def _image(self, item: _Item):
         from text4seg.images import load_image
@@ -369,11 +397,11 @@ class Text4SegDataset(torch.utils.data.Dataset):
             pieces.append((prompt[len(done) :], False))
             pieces.append((full[len(prompt) :], True))
             done = full
-        image = self._image(item) if item.image is not None else None
+        images = self._images(item)
         first = encode_prompt(
             self.processor,
             [pieces[0][0]],
-            [image] if image is not None else None,
+            images or None,
             image_size=self.stage.image_size if self.stage is not None else None,
         )
         ids = first["input_ids"][0].tolist()
