@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("text4seg.cli.train", "LoRA (or full) fine-tuning on Text4Seg JSON files"),
     "merge": ("text4seg.cli.merge", "merge a LoRA adapter into its base model and save a standalone model"),
     "segment": ("text4seg.cli.segment", "segment one image from a referring expression or instruction"),
-    "eval": ("text4seg.cli.eval", "benchmark evaluation (refer-seg, rec, grefer-seg, reason-seg, semantic-seg)"),
+    "eval": ("text4seg.cli.eval", "benchmark evaluation (refer-seg, rec, grefer-seg, reason-seg, semantic-seg, rvos, reasonvos)"),
 }
 
 
