@@ -453,3 +453,63 @@ def test_sharded_run_equals_single_run(tmp_path):
     assert scores_without_timing(merged) == scores_without_timing(single)
     assert records_without_timing(out / "samples.jsonl") == records_without_timing(tmp_path / "single" /
                                                                                    "samples.jsonl")
+
+
+# ------------------------------------------------------------------------------------- the CLI, killed mid-run
+
+
+@pytest.mark.slow
+def test_cli_rvos_killed_with_sigkill_resumes_exactly(tmp_path, tiny_model_dir, capsys):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from text4seg.cli import main
+    from text4seg.datasets.synthetic_video import write_synthetic_videos
+
+    root = tmp_path / "data"
+    write_synthetic_videos(root, "valid_u", 3, num_frames=4, size=32, seed=1)
+    meta = json.loads((root / "synthetic-video" / "valid_u" / "meta_expressions.json").read_text())
+    per_video = [len(v["expressions"]) for v in meta["videos"].values()]
+
+    def argv(out: Path) -> list[str]:
+        return ["eval", "rvos", "--model", str(tiny_model_dir), "--data-root", str(root), "--dataset",
+                "synthetic-video", "--out", str(out), "--device", "cpu", "--decoding", "plain",
+                "--max-new-tokens", "8"]
+
+    killed = tmp_path / "killed"
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    process = subprocess.Popen([sys.executable, "-m", "text4seg.cli", *argv(killed)], cwd=repo, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        # wait for the first video's records (at least one line), then kill while the second is predicted
+        while len(read_records(killed / "samples.jsonl")) < per_video[0]:
+            assert process.poll() is None, "the evaluation ended before it could be killed"
+            assert time.monotonic() < deadline, "no record written in time"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        assert process.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert not (killed / "scores.json").exists()
+    assert per_video[0] <= len(read_records(killed / "samples.jsonl")) < sum(per_video)
+
+    assert main(argv(killed)) == 0
+    resumed_table = capsys.readouterr().out
+    assert main(argv(tmp_path / "uninterrupted")) == 0
+    table = capsys.readouterr().out
+    assert "| synthetic-video valid_u (rvos) | expressions | J&F | J | F |" in table
+    indices = [r["index"] for r in read_records(killed / "samples.jsonl")]
+    assert indices == list(range(sum(per_video)))  # every expression exactly once, in order
+    resumed = json.loads((killed / "scores.json").read_text())
+    uninterrupted = json.loads((tmp_path / "uninterrupted" / "scores.json").read_text())
+    assert scores_without_timing(resumed) == scores_without_timing(uninterrupted)
+    assert records_without_timing(killed / "samples.jsonl") == records_without_timing(
+        tmp_path / "uninterrupted" / "samples.jsonl")
+    assert resumed_table.split("\n")[:3] == table.split("\n")[:3]
