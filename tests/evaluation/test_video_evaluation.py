@@ -258,6 +258,8 @@ def test_frame_stride_gives_the_nearest_segmented_mask(mevis_root, tmp_path):
         evaluate("synthetic", data_root=tmp_path, out=tmp_path / "x", segmenter=segmenter, frame_stride=2)
     with pytest.raises(ValueError, match="frame_stride must be >= 1"):
         run("rvos", mevis_root, tmp_path / "y", segmenter, dataset="mevis", frame_stride=0)
+    with pytest.raises(ValueError, match="per-frame evaluation has no SAM refiner"):
+        run("rvos", mevis_root, tmp_path / "z", segmenter, dataset="mevis", refiner="sam")
 
 
 # ------------------------------------------------------------------------------------ Ref-YouTube-VOS / DAVIS

@@ -340,9 +340,9 @@ class _VideoRun:
         foreground = None
         if accumulators is not None and self.spec.name == "reasonvos":
             foreground = video.foreground(i)
-        image = None
-        if vis:
-            image = images.get(i) or load_image(self.root / video.frame_paths[i])
+        image = images.get(i)
+        if vis and image is None:
+            image = load_image(self.root / video.frame_paths[i])
         for k, (s, pred) in enumerate(zip(samples, masks)):
             gt = s.mask(i) if accumulators is not None else None
             if accumulators is not None:

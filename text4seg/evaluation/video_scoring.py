@@ -142,7 +142,7 @@ def video_markdown_table(scores: dict[str, Any]) -> str:
     spec = task_spec(scores["task"])
     title = f"{scores.get('dataset', '')} {scores.get('split', '')} ({scores['task']})".strip()
     footer = (f"repaired expressions: {scores['repaired_expressions']} of {scores['expressions']} · "
-              f"{scores['videos']} videos · {scores['video_frames']:,} frames")
+              f"{scores['videos']} video{'' if scores['videos'] == 1 else 's'} · {scores['video_frames']:,} frames")
     if scores.get("seconds"):
         footer += (f" · {scores['video_frames'] / scores['seconds']:.2f} frames/s · "
                    f"{scores['expressions'] / scores['seconds']:.2f} expressions/s")
