@@ -287,3 +287,33 @@ def test_revos_overall_needs_both_groups_and_valid_names():
 def test_meter_from_state_dict_rejects_unknown_types():
     with pytest.raises(ValueError, match="RVOSMeter"):
         meter_from_state_dict({"type": "Nope"})
+
+
+def test_accumulator_equals_expression_scores_and_add_scores_equals_update():
+    from text4seg.video_metrics import ExpressionAccumulator
+
+    rng = np.random.default_rng(3)
+    preds = [rng.random((6, 9)) > 0.5 for _ in range(4)]
+    gts = [rng.random((6, 9)) > 0.6 for _ in range(4)]
+    fgs = [g | (rng.random((6, 9)) > 0.8) for g in gts]
+    accumulator = ExpressionAccumulator()
+    for p, g, fg in zip(preds, gts, fgs):
+        accumulator.add_frame(p, g, fg)
+    assert accumulator.result() == expression_scores(preds, gts, fgs)
+    with pytest.raises(ValueError, match="for every frame of an expression or for none"):
+        accumulator.add_frame(preds[0], gts[0])
+    with pytest.raises(ValueError, match="at least one frame"):
+        ExpressionAccumulator().result()
+
+    streamed, replayed = RVOSMeter(), RVOSMeter()
+    revos_streamed, revos_replayed = ReVOSMeter(), ReVOSMeter()
+    for k in range(3):
+        scores = streamed.update(preds[k:], gts[k:])
+        replayed.add_scores(json.loads(json.dumps(scores)))  # through a JSON record
+        scores = revos_streamed.update(k % 2, preds[k:], gts[k:], fgs[k:])
+        revos_replayed.add_scores(k % 2, json.loads(json.dumps(scores)))
+    assert replayed.state_dict() == streamed.state_dict()
+    assert revos_replayed.state_dict() == revos_streamed.state_dict()
+    for bad in ({"j": 1.5, "f": 0.0, "frames": 2}, {"j": 0.5, "frames": 2}, {"j": 0.5, "f": 0.5, "frames": 0}):
+        with pytest.raises(ValueError, match="scored expression"):
+            RVOSMeter().add_scores(bad)

@@ -43,6 +43,7 @@ from text4seg.metrics import (
 
 __all__ = [
     "REVOS_GROUPS",
+    "ExpressionAccumulator",
     "RVOSMeter",
     "ReVOSMeter",
     "expression_scores",
@@ -83,6 +84,59 @@ def frame_robustness(pred: np.ndarray, gt: np.ndarray, foreground: np.ndarray) -
     return max(1.0 - false_positives / (int(np.count_nonzero(fg)) + R_EPSILON), 0.0)
 
 
+class ExpressionAccumulator:
+    """Per-frame J, F, A (and R) of one expression, fed frame by frame (only the figures are kept, not masks).
+
+    :func:`expression_scores` is this accumulator over a list of frames, so both give the same bits.
+
+    Args:
+        bound_th: F tolerance (see :func:`~text4seg.metrics.boundary_radius`).
+    """
+
+    def __init__(self, bound_th: float = 0.008) -> None:
+        self.bound_th = float(bound_th)
+        self.per: dict[str, list[float]] = {name: [] for name in _FIGURES}
+
+    @property
+    def frames(self) -> int:
+        return len(self.per["j"])
+
+    def add_frame(self, pred: np.ndarray, gt: np.ndarray, foreground: np.ndarray | None = None) -> None:
+        """Score one frame: ``pred``/``gt`` HxW bool, ``foreground`` HxW bool (ReVOS R) or None.
+
+        Raises:
+            ValueError: shapes that differ (naming the frame), or a foreground given for some frames only.
+        """
+        i = self.frames
+        p = _as_bool_mask(pred, f"pred frame {i}")
+        g = _as_bool_mask(gt, f"gt frame {i}")
+        if p.shape != g.shape:
+            raise ValueError(f"shape mismatch at frame {i}: pred has shape {p.shape}, gt has shape {g.shape}")
+        if i > 0 and (foreground is not None) != bool(self.per["r"]):
+            raise ValueError(f"frame {i}: give a foreground for every frame of an expression or for none")
+        if foreground is not None:
+            fg = _as_bool_mask(foreground, f"foreground frame {i}")
+            if fg.shape != p.shape:
+                raise ValueError(f"shape mismatch at frame {i}: foreground has shape {fg.shape}, pred {p.shape}")
+            self.per["r"].append(frame_robustness(p, g, fg))
+        self.per["j"].append(region_iou(p, g))
+        self.per["f"].append(boundary_f_measure(p, g, self.bound_th))
+        self.per["a"].append(frame_accuracy(p, g))
+
+    def result(self) -> dict[str, Any]:
+        """``{"j", "f", "jf", "a", "r", "frames", "j_frames", "f_frames", "a_frames", "r_frames"}``: means over
+        frames (``r`` and ``r_frames`` None without foregrounds). ValueError before any frame."""
+        n = self.frames
+        if not n:
+            raise ValueError("an expression must have at least one frame")
+        out: dict[str, Any] = {name: (math.fsum(values) / n if values else None) for name, values in self.per.items()}
+        out["jf"] = (out["j"] + out["f"]) / 2
+        out["frames"] = n
+        for name in _FIGURES:
+            out[f"{name}_frames"] = list(self.per[name]) if self.per[name] else None
+        return out
+
+
 def expression_scores(
     pred_frames: Sequence[np.ndarray],
     gt_frames: Sequence[np.ndarray],
@@ -111,26 +165,25 @@ def expression_scores(
         raise ValueError(counts + ("" if fgs is None else f", foreground_frames has {len(fgs)}") + " frames")
     if not preds:
         raise ValueError("an expression must have at least one frame")
-    per: dict[str, list[float]] = {name: [] for name in _FIGURES}
+    accumulator = ExpressionAccumulator(bound_th)
     for i, (pred, gt) in enumerate(zip(preds, gts)):
-        p = _as_bool_mask(pred, f"pred frame {i}")
-        g = _as_bool_mask(gt, f"gt frame {i}")
-        if p.shape != g.shape:
-            raise ValueError(f"shape mismatch at frame {i}: pred has shape {p.shape}, gt has shape {g.shape}")
-        per["j"].append(region_iou(p, g))
-        per["f"].append(boundary_f_measure(p, g, bound_th))
-        per["a"].append(frame_accuracy(p, g))
-        if fgs is not None:
-            fg = _as_bool_mask(fgs[i], f"foreground frame {i}")
-            if fg.shape != p.shape:
-                raise ValueError(f"shape mismatch at frame {i}: foreground has shape {fg.shape}, pred {p.shape}")
-            per["r"].append(frame_robustness(p, g, fg))
-    n = len(preds)
-    out: dict[str, Any] = {name: (math.fsum(values) / n if values else None) for name, values in per.items()}
-    out["jf"] = (out["j"] + out["f"]) / 2
-    out["frames"] = n
+        accumulator.add_frame(pred, gt, None if fgs is None else fgs[i])
+    return accumulator.result()
+
+
+def _checked_scores(scores: dict[str, Any], required: tuple[str, ...]) -> dict[str, Any]:
+    """The figures of one scored expression, checked to be in [0, 1] with a positive frame count."""
+    frames = scores.get("frames")
+    if not isinstance(frames, int) or isinstance(frames, bool) or frames < 1:
+        raise ValueError(f"scored expression: 'frames' must be a positive integer, got {frames!r}")
+    out: dict[str, Any] = {"frames": frames}
     for name in _FIGURES:
-        out[f"{name}_frames"] = per[name] if per[name] else None
+        value = scores.get(name)
+        if value is None and name not in required:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+            raise ValueError(f"scored expression: {name!r} must be a number in [0, 1], got {value!r}")
+        out[name] = float(value)
     return out
 
 
@@ -205,6 +258,11 @@ class RVOSMeter(_Meter):
         self._sums.add(scores)
         return scores
 
+    def add_scores(self, scores: dict[str, Any]) -> None:
+        """Add one expression already scored (``{"j", "f", "frames"}`` as :func:`expression_scores` or
+        :meth:`ExpressionAccumulator.result` return them, or an evaluation record): same sums as :meth:`update`."""
+        self._sums.add(_checked_scores(scores, ("j", "f")))
+
     def add_missing(self, frames: int) -> None:
         """Count one expression without a prediction as J = F = 0 over ``frames`` frames."""
         self._sums.add({"j": 0.0, "f": 0.0, "a": 0.0, "frames": int(frames)})
@@ -270,6 +328,11 @@ class ReVOSMeter(_Meter):
         scores = expression_scores(pred_frames, gt_frames, foreground_frames, bound_th=self.bound_th)
         self._groups[name].add(scores)
         return scores
+
+    def add_scores(self, group: str | int, scores: dict[str, Any]) -> None:
+        """Add one expression of ``group`` already scored (``{"j", "f", "a", "r", "frames"}``, ``r`` may be
+        None): same sums as :meth:`update`."""
+        self._groups[self.group_name(group)].add(_checked_scores(scores, ("j", "f", "a")))
 
     def compute(self) -> dict[str, Any]:
         out = {name: self._groups[name].means() for name in REVOS_GROUPS}

@@ -1,7 +1,8 @@
 """``text4seg eval TASK``: benchmark evaluation (:func:`text4seg.evaluation.evaluate`).
 
-Per-sample results are appended to ``OUT/samples.jsonl`` (rerunning the same command resumes); scores go to
-``OUT/scores.json`` and ``OUT/scores.md`` and the table is printed.
+Per-sample results (per expression for the video tasks) are appended to ``OUT/samples.jsonl`` (rerunning the
+same command resumes); scores go to ``OUT/scores.json`` and ``OUT/scores.md`` and the table is printed. Video
+splits without ground truth write ``OUT/masks/`` and ``OUT/submission.zip`` instead of scores.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ EPILOG = """examples:
       --sam-checkpoint sam_vit_h_4b8939.pth --sam-type vit_h
   accelerate launch --num_processes 8 -m text4seg.cli eval reason-seg --model ... --dataset reasonseg --split val
   torchrun --nproc_per_node 2 -m text4seg.cli eval synthetic --model runs/quickstart/model   # CPU processes
+  text4seg eval rvos --model runs/t4s-llava --dataset mevis --split valid_u --frame-stride 2 --save-vis 4
+  text4seg eval rvos --model runs/t4s-llava --dataset ref-youtube-vos --split valid   # -> OUT/submission.zip
+  text4seg eval reasonvos --model runs/t4s-llava --dataset revos --split valid --save-masks
 """
 
 
@@ -31,16 +35,27 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-root", default=None, metavar="DIR", help="data root (default: playground/data)")
     parser.add_argument("--dataset", default=None,
                         help="refcoco, refcoco+, refcocog, refclef, grefcoco, reasonseg, ade20k, pascal_context, "
-                        "pascal_voc, synthetic (default: the task's usual one)")
-    parser.add_argument("--split", default=None, help="split as the dataset spells it: val, testA, ... (default: val)")
+                        "pascal_voc, synthetic; rvos: ref-youtube-vos, ref-davis17, mevis, synthetic-video; "
+                        "reasonvos: revos (default: the task's usual one)")
+    parser.add_argument("--split", default=None, help="split as the dataset spells it: val, testA, valid_u, ... "
+                        "(default: val; video datasets: valid, valid_u for mevis and synthetic-video)")
     parser.add_argument("--expressions", choices=("all", "first"), default=None,
                         help="expressions of each referring sample to evaluate (default: all)")
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N samples (default: all)")
     parser.add_argument("--out", default=None, metavar="DIR", help="output folder (default: runs/eval/TASK_DATASET_SPLIT)")
     parser.add_argument("--save-vis", type=int, default=None, metavar="N",
-                        help="side-by-side overlays of the first N samples in OUT/vis (default: 0)")
+                        help="side-by-side overlays of the first N samples in OUT/vis; video tasks: one GIF per "
+                        "expression (default: 0)")
     parser.add_argument("--batch-size", type=int, default=None, metavar="N",
-                        help="images per batched call; an image's expressions always go together (default: 1)")
+                        help="images (video: segmented frames) per batched call; an image's expressions always go "
+                        "together (default: 1)")
+    video = parser.add_argument_group("video tasks (rvos, reasonvos)")
+    video.add_argument("--frame-stride", type=int, default=None, metavar="K",
+                       help="segment every K-th frame; frames between get the mask of the nearest segmented frame "
+                       "(default: 1)")
+    video.add_argument("--save-masks", action="store_true", default=None,
+                       help="write OUT/masks/<video>/<exp_id>/<frame>.png, 0/255 (default: off; always on for "
+                       "splits without ground truth)")
     refine = parser.add_argument_group("refinement")
     refine.add_argument("--refiner", choices=("none", "sam"), default=None, help="mask refiner (default: none)")
     refine.add_argument("--sam-checkpoint", default=None, metavar="FILE",
@@ -59,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     from text4seg.options import DecodingOptions, LoadOptions
 
     names = ("model", "adapter", "data_root", "dataset", "split", "expressions", "limit", "out", "save_vis",
-             "batch_size", "refiner", "sam_checkpoint", "sam_type", "question_template", "question_index")
+             "batch_size", "refiner", "sam_checkpoint", "sam_type", "question_template", "question_index",
+             "frame_stride", "save_masks")
     scores = evaluate(
         args.task,
         load=LoadOptions(**given(args, LoadOptions.__dataclass_fields__)),

@@ -35,7 +35,7 @@ from text4seg.evaluation.shards import (
     rank_world,
     samples_file,
 )
-from text4seg.evaluation.tasks import TaskSpec, resolve_dataset, task_spec
+from text4seg.evaluation.tasks import TaskSpec, resolve_dataset, resolve_split, task_spec
 from text4seg.io import write_json_atomic
 from text4seg.options import DecodingOptions, LoadOptions
 
@@ -165,7 +165,7 @@ def evaluate(
     *,
     data_root: str | os.PathLike = "playground/data",
     dataset: str | None = None,
-    split: str = "val",
+    split: str | None = None,
     refiner: Any = "none",
     sam_checkpoint: str | os.PathLike | None = None,
     sam_type: str = "vit_h",
@@ -176,6 +176,8 @@ def evaluate(
     question_template: str | None = None,
     expressions: str = "all",
     batch_size: int = 1,
+    frame_stride: int = 1,
+    save_masks: bool = False,
     load: LoadOptions | None = None,
     decoding: DecodingOptions | str | None = None,
     segmenter: Any = None,
@@ -187,27 +189,35 @@ def evaluate(
     """Evaluate a Text4Seg model on one benchmark split; resumable and shardable.
 
     Args:
-        task: ``"refer-seg"``, ``"rec"``, ``"grefer-seg"``, ``"reason-seg"``, ``"semantic-seg"`` or
-            ``"synthetic"`` (see :data:`text4seg.evaluation.tasks.TASKS`).
+        task: ``"refer-seg"``, ``"rec"``, ``"grefer-seg"``, ``"reason-seg"``, ``"semantic-seg"``,
+            ``"synthetic"``, or the video tasks ``"rvos"`` and ``"reasonvos"`` (per-frame inference, see
+            :mod:`text4seg.evaluation.video`; :data:`text4seg.evaluation.tasks.TASKS`).
         model: model directory or hub id (ignored when ``segmenter`` is given).
         adapter: LoRA adapter directory applied on ``model``.
         data_root: data root of the readers (the reference layout, ``playground/data``).
         dataset: reader name (``refcoco``, ``refcoco+``, ``refcocog``, ``refclef``, ``grefcoco``, ``reasonseg``,
             ``ade20k``, ``pascal_context``, ``pascal_voc``, ``synthetic``; aliases ``ADE-150``, ``PC-59``,
-            ``VOC-20``); default: the task's usual dataset.
-        split: split as the dataset spells it (``val``, ``testA``, ``validation``, ...).
+            ``VOC-20``; for ``rvos`` ``ref-youtube-vos``, ``ref-davis17``, ``mevis``, ``synthetic-video``, for
+            ``reasonvos`` ``revos``); default: the task's usual dataset.
+        split: split as the dataset spells it (``val``, ``testA``, ``validation``, ``valid_u``, ...); default
+            ``val``, for video datasets their evaluation split (:data:`~text4seg.evaluation.tasks.DEFAULT_SPLITS`).
         refiner: ``"none"``, ``"sam"`` (needs ``sam_checkpoint``) or a refiner object (``SamRefiner``).
         sam_checkpoint: official SAM checkpoint file.
         sam_type: ``"vit_h"``, ``"vit_l"`` or ``"vit_b"``.
         limit: evaluate only samples ``0 .. limit-1``.
         out: output folder; default ``runs/eval/<task>_<dataset>_<split>``.
-        save_vis: write overlays of the first ``save_vis`` samples to ``out/vis``.
+        save_vis: write overlays of the first ``save_vis`` samples to ``out/vis`` (video tasks: one GIF per
+            expression, ``out/vis/<video>/<exp_id>.gif``).
         question_index: ask template K of :data:`text4seg.prompts.REFERRING_QUESTIONS` (and of the
             all-classes questions); default: the model's own training question (``text4seg_config.json``).
         question_template: a literal referring question containing ``{expression}`` instead.
         expressions: ``"all"`` expressions of each referring sample, or only the ``"first"``.
-        batch_size: images per batched ``Segmenter.segment_many`` call (all expressions of one image always go
-            in one call).
+        batch_size: images (video tasks: segmented frames) per batched ``Segmenter.segment_many`` call (all
+            expressions of one image or frame always go in one call).
+        frame_stride: video tasks: segment every k-th frame; the frames between get the mask of the nearest
+            segmented frame.
+        save_masks: video tasks: write ``out/masks/<video>/<exp_id>/<frame>.png`` (always done, with
+            ``out/submission.zip``, for splits without ground truth).
         load: device, dtype, 4/8-bit, attention kernel, remote code (:class:`~text4seg.options.LoadOptions`).
         decoding: decoding mode or :class:`~text4seg.options.DecodingOptions` (default ``fast``).
         segmenter: a ready :class:`text4seg.Segmenter` (e.g. with a stub backend in tests); ``load`` and
@@ -223,6 +233,7 @@ def evaluate(
     """
     spec = task_spec(task)
     dataset = resolve_dataset(spec, dataset)
+    split = resolve_split(spec, dataset, split)
     root = Path(data_root)
     if limit is not None and int(limit) < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
@@ -235,6 +246,22 @@ def evaluate(
     if decoding is None or isinstance(decoding, str):
         decoding = DecodingOptions() if decoding is None else DecodingOptions(decoding=decoding)
     out = Path(out) if out is not None else Path("runs") / "eval" / f"{task}_{dataset}_{split}"
+    if spec.kind == "video":
+        if refiner is not None and refiner != "none":
+            raise ValueError(f"task {task}: per-frame evaluation has no SAM refiner (give --refiner none)")
+        if expressions != "all":
+            raise ValueError(f"task {task}: every expression of a video is evaluated (--expressions all)")
+        from text4seg.evaluation.video import evaluate_video
+
+        return evaluate_video(
+            spec, dataset=dataset, split=split, root=root, out=out,
+            model=None if model is None else str(model), adapter=None if adapter is None else str(adapter),
+            segmenter=segmenter, load=load, decoding=decoding, limit=limit, save_vis=save_vis,
+            save_masks=save_masks, frame_stride=frame_stride, batch_size=batch_size, question_index=question_index,
+            question_template=question_template, rank=rank, world_size=world_size, device=device,
+            progress=progress)
+    if int(frame_stride) != 1 or save_masks:
+        raise ValueError(f"task {task}: frame_stride and save_masks apply to the video tasks (rvos, reasonvos)")
     rank, world, state = rank_world(rank, world_size)
     if device is None and state is not None and world > 1:
         device = state.device

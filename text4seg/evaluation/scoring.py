@@ -289,6 +289,10 @@ def markdown_table(scores: dict[str, Any]) -> str:
     from text4seg.evaluation.tasks import task_spec
 
     spec = task_spec(scores["task"])
+    if spec.kind == "video":
+        from text4seg.evaluation.video_scoring import video_markdown_table
+
+        return video_markdown_table(scores)
     kinds = [k for k in ("coarse", "refined") if k in scores]
     title = f"{scores.get('dataset', '')} {scores.get('split', '')} ({scores['task']})".strip()
     header = [title, "samples", *(COLUMN_TITLES.get(c, c) for c in spec.columns)]

@@ -152,6 +152,10 @@ def merge_shards(out: str | os.PathLike, world_size: int = 1) -> dict:
             if path != merged:
                 path.unlink(missing_ok=True)
     spec = task_spec(settings["task"])
+    if spec.kind == "video":
+        from text4seg.evaluation.video import finish_video_run
+
+        return finish_video_run(out, settings, scored)
     scorer = Scorer(spec, settings.get("refiner", "none") != "none", settings.get("class_names"))
     scorer.add_all(scored)
     scores = {"task": settings["task"], "dataset": settings["dataset"], "split": settings["split"],

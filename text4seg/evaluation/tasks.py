@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["TaskSpec", "TASKS", "COLUMN_TITLES", "DATASET_ALIASES", "task_spec", "resolve_dataset"]
+__all__ = ["TaskSpec", "TASKS", "COLUMN_TITLES", "DATASET_ALIASES", "DEFAULT_SPLITS", "task_spec", "resolve_dataset",
+           "resolve_split"]
 
 
 @dataclass(frozen=True)
@@ -13,7 +14,8 @@ class TaskSpec:
 
     Attributes:
         name: task name on the command line.
-        kind: ``"referring"`` (one binary mask per expression) or ``"semantic"`` (one label map per image).
+        kind: ``"referring"`` (one binary mask per expression), ``"semantic"`` (one label map per image) or
+            ``"video"`` (one binary mask per frame of a video and expression; :mod:`text4seg.evaluation.video`).
         default_dataset: dataset used when ``--dataset`` is not given.
         datasets: the benchmark datasets of the task (others registered in the readers are accepted too).
         mask_metrics: mask scores reported, keys of ``ReferSegMeter.compute()`` / ``SemanticSegMeter.compute()``.
@@ -45,6 +47,19 @@ TASKS: dict[str, TaskSpec] = {
     "semantic-seg": TaskSpec("semantic-seg", "semantic", "ade20k", ("ade20k", "pascal_context", "pascal_voc"),
                              ("miou", "pixel_accuracy"), columns=("miou", "pixel_accuracy")),
     "synthetic": TaskSpec("synthetic", "referring", "synthetic", ("synthetic",), ("ciou", "giou")),
+    "rvos": TaskSpec("rvos", "video", "ref-youtube-vos", ("ref-youtube-vos", "ref-davis17", "mevis", "synthetic-video"),
+                     ("j", "f", "jf"), columns=("jf", "j", "f")),
+    "reasonvos": TaskSpec("reasonvos", "video", "revos", ("revos",), ("j", "f", "jf", "a", "r"),
+                          columns=("jf", "j", "f", "a", "r")),
+}
+
+# Split evaluated when --split is not given: image tasks "val"; video datasets their scored split.
+DEFAULT_SPLITS: dict[str, str] = {
+    "ref-youtube-vos": "valid",
+    "ref-davis17": "valid",
+    "mevis": "valid_u",
+    "revos": "valid",
+    "synthetic-video": "valid_u",
 }
 
 # Column titles of the printed table.
@@ -56,6 +71,11 @@ COLUMN_TITLES: dict[str, str] = {
     "acc@0.5": "Acc@0.5",
     "miou": "mIoU",
     "pixel_accuracy": "pixel acc",
+    "jf": "J&F",
+    "j": "J",
+    "f": "F",
+    "a": "A",
+    "r": "R",
 }
 
 # Names the papers use -> reader names.
@@ -68,6 +88,11 @@ DATASET_ALIASES: dict[str, str] = {
     "voc20": "pascal_voc",
     "gref": "grefcoco",
     "reason_seg": "reasonseg",
+    "ref-ytvos": "ref-youtube-vos",
+    "refytvos": "ref-youtube-vos",
+    "ref-davis": "ref-davis17",
+    "refdavis17": "ref-davis17",
+    "reason-vos": "revos",
 }
 
 
@@ -79,7 +104,21 @@ def task_spec(task: str) -> TaskSpec:
 
 
 def resolve_dataset(spec: TaskSpec, dataset: str | None) -> str:
-    """The reader name for ``dataset`` (aliases such as ``"ADE-150"`` accepted), or the task's default."""
+    """The reader name for ``dataset`` (aliases such as ``"ADE-150"`` accepted), or the task's default.
+
+    Video tasks take only their own datasets (ValueError naming them): ReVOS needs ``reasonvos`` (its scores
+    use the expression types and the video foregrounds), the R-VOS sets need ``rvos``.
+    """
     if dataset is None:
         return spec.default_dataset
-    return DATASET_ALIASES.get(dataset.lower(), dataset)
+    name = DATASET_ALIASES.get(dataset.lower(), dataset)
+    if spec.kind == "video" and name not in spec.datasets:
+        raise ValueError(f"task {spec.name} evaluates {', '.join(spec.datasets)}, not {dataset!r}")
+    return name
+
+
+def resolve_split(spec: TaskSpec, dataset: str, split: str | None) -> str:
+    """``split``, or the dataset's usual evaluation split (:data:`DEFAULT_SPLITS`, ``"val"`` for images)."""
+    if split is not None:
+        return split
+    return DEFAULT_SPLITS.get(dataset, "val") if spec.kind == "video" else "val"
