@@ -177,7 +177,7 @@ def test_segment_video_command_writes_masks_overlay_and_result(tiny_model_dir, t
     record = json.loads((out / "result.json").read_text())
     assert [f["frame"] for f in record["per_frame"]] == [f"{k:05d}" for k in range(5)]
     assert [f["source"] for f in record["per_frame"]] == ["model", "nearest", "model", "nearest", "model"]
-    assert record["fps"] == pytest.approx(5.0) and record["keyframes"] == ["00000", "00002", "00004"]
+    assert record["fps"] == pytest.approx(5.0) and record["keyframes"] == ["00000", "00002", "00004"]  # frames 0, 2, 4
     for entry in record["per_frame"]:
         mask = np.asarray(Image.open(entry["mask_png"]))
         assert mask.shape == (32, 32) and set(np.unique(mask)) <= {0, 255}

@@ -41,6 +41,7 @@ class VideoSegmentation:
         scores: frame -> descriptor confidence of each answer scored (``best`` candidates).
         texts: frame -> the model's answer.
         model_calls: answers generated; forward_passes: decoder passes over them; sam2_calls: SAM2 passes.
+        repaired: answers that needed repairs; repair_examples: a few of the repairs.
         seconds: wall time.
         strategy: the strategy used (with its keyframe rule for propagate).
     """
@@ -55,6 +56,8 @@ class VideoSegmentation:
     sam2_calls: int = 0
     seconds: float = 0.0
     strategy: str = "per-frame"
+    repaired: int = 0
+    repair_examples: list[str] = field(default_factory=list)
 
 
 def parse_keyframes(rule: str) -> tuple[str, int | None]:
@@ -115,6 +118,15 @@ def _answer(segmenter: Any, frames: Sequence[np.ndarray], indices: Sequence[int]
     return out
 
 
+def _repairs(results: Sequence[Any]) -> tuple[int, list[str]]:
+    examples: list[str] = []
+    for r in results:
+        for message in r.repairs:
+            if message not in examples and len(examples) < 3:
+                examples.append(message)
+    return sum(1 for r in results if r.repairs), examples
+
+
 def segment_video(
     segmenter: Any,
     frames: Sequence[Any],
@@ -164,9 +176,7 @@ def segment_video(
     start = time.perf_counter()
     count = len(arrays)
     if strategy == "per-frame":
-        answered = list(range(0, count, frame_stride))
-        if answered[-1] != count - 1 and frame_stride > 1:
-            answered.append(count - 1)
+        answered = list(range(0, count, frame_stride))  # as `text4seg eval rvos --frame-stride`
         results = _answer(segmenter, arrays, answered, expression, instruction, progress, context_frames=context_frames)
         masks = np.zeros((count, height, width), dtype=bool)
         sources = ["nearest"] * count
@@ -176,10 +186,12 @@ def segment_video(
             masks[k] = by_frame[nearest].mask
             if nearest == k:
                 sources[k] = "model"
+        repaired, examples = _repairs(results)
         return VideoSegmentation(
             masks, sources, answered, texts={k: r.text for k, r in by_frame.items()}, model_calls=len(results),
             forward_passes=sum(r.forward_passes for r in results), seconds=time.perf_counter() - start,
-            strategy=f"per-frame:{frame_stride}" if frame_stride > 1 else "per-frame")
+            strategy=f"per-frame:{frame_stride}" if frame_stride > 1 else "per-frame", repaired=repaired,
+            repair_examples=examples)
     if propagator is None:
         raise ValueError("--video-strategy propagate needs a SAM2 model (--sam2 ID|DIR)")
     kind, _ = parse_keyframes(keyframes)
@@ -205,14 +217,15 @@ def segment_video(
         prompts = {k: r.mask for k, r in zip(chosen, results) if r.mask.any()}
     passes = sum(r.forward_passes for r in results)
     label = f"propagate:{keyframes}"
+    repaired, examples = _repairs(results)
     if not prompts:
         masks = np.zeros((count, height, width), dtype=bool)
         return VideoSegmentation(masks, ["empty"] * count, [], scores, texts, len(results), passes, 0,
-                                 time.perf_counter() - start, label)
+                                 time.perf_counter() - start, label, repaired, examples)
     propagated = propagator.propagate(arrays, prompts)
     sources = ["model" if s == "keyframe" else s for s in propagated.sources]
     return VideoSegmentation(propagated.masks, sources, sorted(prompts), scores, texts, len(results), passes,
-                             propagated.sam2_calls, time.perf_counter() - start, label)
+                             propagated.sam2_calls, time.perf_counter() - start, label, repaired, examples)
 
 
 def segment_video_file(

@@ -56,6 +56,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     video.add_argument("--save-masks", action="store_true", default=None,
                        help="write OUT/masks/<video>/<exp_id>/<frame>.png, 0/255 (default: off; always on for "
                        "splits without ground truth)")
+    video.add_argument("--video-strategy", choices=("per-frame", "propagate"), default=None,
+                       help="the model on every (K-th) frame, or on keyframes carried by SAM2 (default: per-frame)")
+    video.add_argument("--keyframes", default=None, metavar="first|middle|best|stride:N",
+                       help="propagate: which frames the model answers on (default: first)")
+    video.add_argument("--candidates", type=int, default=None, metavar="K",
+                       help="propagate with --keyframes best: frames tried per expression (default: 4)")
+    video.add_argument("--sam2", default=None, metavar="ID|DIR",
+                       help="SAM2 video model for propagate, e.g. facebook/sam2.1-hiera-large (default: none)")
+    video.add_argument("--context-frames", type=int, default=None, metavar="K",
+                       help="for a model trained with context frames: show the K frames before each answered "
+                       "frame (default: 0)")
     refine = parser.add_argument_group("refinement")
     refine.add_argument("--refiner", choices=("none", "sam"), default=None, help="mask refiner (default: none)")
     refine.add_argument("--sam-checkpoint", default=None, metavar="FILE",
@@ -75,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
     names = ("model", "adapter", "data_root", "dataset", "split", "expressions", "limit", "out", "save_vis",
              "batch_size", "refiner", "sam_checkpoint", "sam_type", "question_template", "question_index",
-             "frame_stride", "save_masks")
+             "frame_stride", "save_masks", "video_strategy", "keyframes", "candidates", "sam2", "context_frames")
     scores = evaluate(
         args.task,
         load=LoadOptions(**given(args, LoadOptions.__dataclass_fields__)),

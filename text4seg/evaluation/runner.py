@@ -178,6 +178,11 @@ def evaluate(
     batch_size: int = 1,
     frame_stride: int = 1,
     save_masks: bool = False,
+    video_strategy: str = "per-frame",
+    keyframes: str = "first",
+    candidates: int = 4,
+    sam2: str | os.PathLike | None = None,
+    context_frames: int = 0,
     load: LoadOptions | None = None,
     decoding: DecodingOptions | str | None = None,
     segmenter: Any = None,
@@ -216,6 +221,10 @@ def evaluate(
             expressions of one image or frame always go in one call).
         frame_stride: video tasks: segment every k-th frame; the frames between get the mask of the nearest
             segmented frame.
+        video_strategy, keyframes, candidates, sam2, context_frames: video tasks: ``per-frame`` or ``propagate``
+            (keyframes answered by the model, carried by the SAM2 model ``sam2``), the keyframe rule
+            (``first|middle|best|stride:N``), the ``best`` candidates, and the context frames of a model trained
+            with them (see :func:`text4seg.video_segment.segment_video`).
         save_masks: video tasks: write ``out/masks/<video>/<exp_id>/<frame>.png`` (always done, with
             ``out/submission.zip``, for splits without ground truth).
         load: device, dtype, 4/8-bit, attention kernel, remote code (:class:`~text4seg.options.LoadOptions`).
@@ -259,9 +268,12 @@ def evaluate(
             segmenter=segmenter, load=load, decoding=decoding, limit=limit, save_vis=save_vis,
             save_masks=save_masks, frame_stride=frame_stride, batch_size=batch_size, question_index=question_index,
             question_template=question_template, rank=rank, world_size=world_size, device=device,
-            progress=progress)
-    if int(frame_stride) != 1 or save_masks:
-        raise ValueError(f"task {task}: frame_stride and save_masks apply to the video tasks (rvos, reasonvos)")
+            progress=progress, video_strategy=video_strategy, keyframes=keyframes, candidates=candidates,
+            sam2=None if sam2 is None else str(sam2), context_frames=context_frames)
+    if (int(frame_stride) != 1 or save_masks or video_strategy != "per-frame" or sam2 is not None
+            or context_frames):
+        raise ValueError(f"task {task}: frame_stride, save_masks, the video strategy, sam2 and context_frames "
+                         "apply to the video tasks (rvos, reasonvos)")
     rank, world, state = rank_world(rank, world_size)
     if device is None and state is not None and world > 1:
         device = state.device

@@ -62,6 +62,7 @@ def segmented_frames(num_frames: int, frame_stride: int) -> list[int]:
     return list(range(0, num_frames, frame_stride))
 
 
+
 def nearest_segmented(index: int, frame_stride: int, num_frames: int) -> int:
     """The segmented frame whose mask frame ``index`` gets: the nearest of :func:`segmented_frames`, the
     earlier one when two are equally near."""
@@ -106,15 +107,29 @@ def evaluate_video(
     world_size: int | None,
     device: Any,
     progress: bool,
+    video_strategy: str = "per-frame",
+    keyframes: str = "first",
+    candidates: int = 4,
+    sam2: str | None = None,
+    context_frames: int = 0,
 ) -> dict | None:
     """Evaluate a video task (arguments as :func:`text4seg.evaluation.evaluate`, already checked there);
     ``batch_size`` is the number of segmented frames per ``segment_many`` call."""
     from text4seg.datasets import count_video, read_video
     from text4seg.evaluation.runner import _build_segmenter, _with_question
+    from text4seg.video_segment import STRATEGIES, parse_keyframes
 
     if int(frame_stride) < 1:
         raise ValueError(f"frame_stride must be >= 1, got {frame_stride}")
     frame_stride = int(frame_stride)
+    if video_strategy not in STRATEGIES:
+        raise ValueError(f"--video-strategy {video_strategy!r}: expected one of {', '.join(STRATEGIES)}")
+    if video_strategy == "propagate":
+        parse_keyframes(keyframes)
+        if sam2 is None:
+            raise ValueError("--video-strategy propagate needs --sam2 ID|DIR (e.g. facebook/sam2.1-hiera-large)")
+    if isinstance(context_frames, bool) or not isinstance(context_frames, int) or context_frames < 0:
+        raise ValueError(f"--context-frames {context_frames!r}: expected an integer >= 0")
     rank, world, state = rank_world(rank, world_size)
     if device is None and state is not None and world > 1:
         device = state.device
@@ -138,6 +153,10 @@ def evaluate_video(
         "question_index": question_index,
         "question_template": question_template,
         "frame_stride": frame_stride,
+        "strategy": video_strategy if video_strategy == "per-frame" else f"propagate:{keyframes}",
+        "candidates": candidates if video_strategy == "propagate" and keyframes == "best" else None,
+        "sam2": sam2 if video_strategy == "propagate" else None,
+        "context_frames": context_frames,
         "save_masks": save_masks,
         "ground_truth": ground_truth,
         "decoding": None if segmenter is not None else decoding.decoding,
@@ -154,9 +173,15 @@ def evaluate_video(
     if segmenter is None:
         segmenter = _build_segmenter(model, adapter, load, decoding, device)
     segmenter = _with_question(segmenter, question_index, question_template)
+    propagator = None
+    if video_strategy == "propagate":
+        from text4seg.refine.sam2_video import Sam2Propagator
+
+        propagator = Sam2Propagator.from_pretrained(sam2, device=None if device is None else str(device))
     run = _VideoRun(spec=spec, segmenter=segmenter, root=root, out=out, ground_truth=ground_truth,
                     frame_stride=frame_stride, batch_size=int(batch_size), save_masks=save_masks,
-                    save_vis=int(save_vis))
+                    save_vis=int(save_vis), strategy=video_strategy, keyframes=keyframes,
+                    candidates=int(candidates), propagator=propagator, context_frames=context_frames)
     total = None
     if world == 1:
         total = count_video(dataset, root, split)
@@ -187,7 +212,9 @@ def finish_video_run(out: Path, settings: dict, records: list[dict]) -> dict:
     ground_truth = bool(settings.get("ground_truth", True))
     scorer = VideoScorer(spec, ground_truth).add_all(records)
     scores: dict[str, Any] = {"task": settings["task"], "dataset": settings["dataset"], "split": settings["split"],
-                              "frame_stride": settings.get("frame_stride", 1), **scorer.result()}
+                              "frame_stride": settings.get("frame_stride", 1),
+                              "strategy": settings.get("strategy", "per-frame"),
+                              "context_frames": settings.get("context_frames", 0), **scorer.result()}
     if not ground_truth:
         scores["submission"] = _write_submission(out, settings, records)
     scores["settings"] = dict(settings)
@@ -221,6 +248,11 @@ class _VideoRun:
     batch_size: int
     save_masks: bool
     save_vis: int
+    strategy: str = "per-frame"
+    keyframes: str = "first"
+    candidates: int = 4
+    propagator: Any = None
+    context_frames: int = 0
 
     def shard(self, groups: Iterator[list[_Expression]], log: SampleLog, done: dict[int, dict], rank: int,
               world: int, *, total: int | None, progress: bool) -> int:
@@ -282,8 +314,10 @@ class _VideoRun:
         predictions: dict[int, list[np.ndarray]] = {}
         images: dict[int, Any] = {}
         segmented = segmented_frames(n, self.frame_stride)
-        scored = 0
-        for start in range(0, len(segmented), self.batch_size):
+        if self.strategy != "per-frame" or self.context_frames:
+            segmented = self._whole_video(video, samples, accumulators, repairs, examples, vis)
+        scored = n if self.strategy != "per-frame" or self.context_frames else 0
+        for start in range(0, len(segmented) if scored < n else 0, self.batch_size):
             chunk = segmented[start:start + self.batch_size]
             loaded = [load_image(self.root / video.frame_paths[t]) for t in chunk]
             for t, image in zip(chunk, loaded):
@@ -315,8 +349,11 @@ class _VideoRun:
         seconds = (time.perf_counter() - started) / len(samples)
         records = []
         for k, (e, s) in enumerate(zip(todo, samples)):
+            answered = segmented[k] if isinstance(segmented, dict) else len(segmented)
             record: dict[str, Any] = {"index": e.index, "video": s.video_id, "exp_id": s.expression_id,
-                                      "expression": s.expression, "frames": n, "segmented": len(segmented)}
+                                      "expression": s.expression, "frames": n, "segmented": answered}
+            if isinstance(segmented, dict):
+                record.update(keyframes=self._keyframes[k], sam2_calls=self._sam2_calls[k])
             if accumulators is not None:
                 scores = accumulators[k].result()
                 record.update(j=scores["j"], f=scores["f"], jf=scores["jf"])
@@ -331,6 +368,41 @@ class _VideoRun:
 
             save_gif(strips, self.out / "vis" / samples[k].video_id / f"{samples[k].expression_id}.gif")
         return records
+
+    def _whole_video(self, video: VideoSample, samples: list[VideoSample], accumulators: list | None,
+                     repairs: list[int], examples: list[list[str]], vis: dict[int, list]) -> dict[int, int]:
+        """Propagate or context-frame strategies: each expression segmented through the whole video by
+        :func:`text4seg.video_segment.segment_video`, then every frame scored. Returns expression -> answers."""
+        from text4seg.images import load_image
+        from text4seg.video_segment import segment_video
+
+        frames = []
+        for path in video.frame_paths:
+            image = load_image(self.root / path)
+            if (image.height, image.width) != (video.height, video.width):
+                raise ValueError(f"{self.root / path}: video {video.video_id!r}: frame is {image.width}x"
+                                 f"{image.height}, its first frame {video.width}x{video.height}")
+            frames.append(np.asarray(image))
+        results = [segment_video(self.segmenter, frames, s.expression, strategy=self.strategy,
+                                 frame_stride=self.frame_stride, keyframes=self.keyframes,
+                                 candidates=self.candidates, propagator=self.propagator,
+                                 context_frames=self.context_frames) for s in samples]
+        self._keyframes = [[video.frame_names[t] for t in r.keyframes] for r in results]
+        self._sam2_calls = [r.sam2_calls for r in results]
+        images = {}
+        for k, r in enumerate(results):
+            repairs[k] += r.repaired
+            for message in r.repair_examples:
+                if message not in examples[k] and len(examples[k]) < _REPAIR_EXAMPLES:
+                    examples[k].append(message)
+        for i in range(video.num_frames):
+            if vis:
+                from PIL import Image
+
+                images[i] = Image.fromarray(frames[i])
+            self.score_frame(i, video, samples, [r.masks[i] for r in results], accumulators, vis, images)
+            images.pop(i, None)
+        return {k: r.model_calls for k, r in enumerate(results)}
 
     def score_frame(self, i: int, video: VideoSample, samples: list[VideoSample], masks: list[np.ndarray],
                     accumulators: list | None, vis: dict[int, list], images: dict[int, Any]) -> None:
