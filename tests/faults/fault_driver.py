@@ -88,9 +88,9 @@ def main(argv: list[str]) -> int:
 
         return cli(["train", *rest])
     if verb == "merge-slow-save":
-        import safetensors.torch
+        import transformers.modeling_utils as modeling_utils
 
-        original = safetensors.torch.save_file
+        original = modeling_utils.safe_save_file
 
         def slow_save(*args, **kwargs):
             result = original(*args, **kwargs)  # the weights are on disk (in the hidden sibling) ...
@@ -98,7 +98,7 @@ def main(argv: list[str]) -> int:
             time.sleep(60)  # ... and the kill lands before the rest is written and renamed
             return result
 
-        safetensors.torch.save_file = slow_save
+        modeling_utils.safe_save_file = slow_save
         from text4seg.cli import main as cli
 
         return cli(["merge", *rest])
