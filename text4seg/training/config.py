@@ -90,6 +90,10 @@ class TrainConfig:
     skip_bad: bool = option(False, "skip and count malformed items and missing images instead of failing",
                             group="model and data")
     workers: int = option(0, "DataLoader worker processes", group="model and data")
+    allow_outside_root: bool = option(False, "accept image paths that leave the data root ('../', absolute "
+                                      "paths); refused by default", group="model and data")
+    max_data_mb: float = option(4096.0, "largest training JSON file read, in MB (a file is parsed whole, in "
+                                "memory); a larger one is refused before it is read", group="model and data")
 
     # ---- optimisation
     epochs: float = option(1.0, "passes over the mixed data (ignored with --max-steps)", group="optimisation")
@@ -206,6 +210,7 @@ class TrainConfig:
         _finite_in("lora_dropout", self.lora_dropout, 0.0, 1.0, closed_high=False)
         _finite_in("cell_noise", self.cell_noise, 0.0, 1.0, closed_high=False)
         _positive("fg_weight", self.fg_weight)
+        _positive("max_data_mb", self.max_data_mb)
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision {self.precision!r}: expected one of {', '.join(PRECISIONS)}")
         for name, allowed in (("descriptor_form", _FORMS), ("image_position", _POSITIONS)):

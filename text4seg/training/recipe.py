@@ -90,7 +90,7 @@ def train(config: TrainConfig | None = None, *, callbacks: Sequence[Any] = (), p
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     set_seed(config.seed)
-    files = DataFiles()
+    files = DataFiles(max_mb=config.max_data_mb)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = config.load.device or (f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     dev = resolve_device(device)
@@ -109,7 +109,8 @@ def train(config: TrainConfig | None = None, *, callbacks: Sequence[Any] = (), p
         try:
             dataset = Text4SegDataset(sources, loaded.processor, model_config, image_root=config.data_root,
                                       seed=config.seed, max_length=config.max_length, skip_bad=config.skip_bad,
-                                      fg_weight=config.fg_weight, cell_noise=config.cell_noise, files=files)
+                                      fg_weight=config.fg_weight, cell_noise=config.cell_noise, files=files,
+                                      allow_outside_root=config.allow_outside_root)
         finally:
             files.clear()
         trainer, time_limit = _trainer(config, hf_model, loaded.processor, tokenizer, dataset, model_config,
