@@ -227,6 +227,8 @@ def evaluate(
     root = Path(data_root)
     if limit is not None and int(limit) < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
+    if int(save_vis) < 0:
+        raise ValueError(f"save_vis must be >= 0, got {save_vis}")
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if expressions not in ("all", "first"):
