@@ -53,7 +53,7 @@ def test_eval_killed_at_random_moments_resumes_to_identical_scores(synthetic_roo
         k = rng.randint(0, total)
         delay = rng.uniform(0.0, 0.03)
         proc = start(*eval_args(synthetic_root, out))
-        if kill_when(proc, lambda: line_count(out / "samples.jsonl") >= k, delay):
+        if kill_when(proc, lambda k=k: line_count(out / "samples.jsonl") >= k, delay):
             kills += 1
             # what a kill leaves: complete lines (at most one partial trailing line), never a wrong one
             data = (out / "samples.jsonl").read_bytes() if (out / "samples.jsonl").exists() else b""

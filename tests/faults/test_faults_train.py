@@ -36,9 +36,8 @@ def complete(path: Path) -> bool:
 def test_train_killed_while_saving_and_during_a_step_resumes_exactly(tmp_path, tiny_model_dir, tiny_data):
     import torch
 
-    from text4seg.training.recipe import checkpoint_complete, last_complete_checkpoint
-
     from text4seg.cli import main
+    from text4seg.training.recipe import checkpoint_complete, last_complete_checkpoint
 
     # the uninterrupted run, in this process (the same command; saves a process start)
     assert main(["train", *train_args(tiny_model_dir, tiny_data, tmp_path / "straight")]) == 0
