@@ -70,6 +70,9 @@ def _resume_value(text: str) -> bool | str:
     return True if text in ("", "True", "true", "last") else text
 
 
+MAX_SIDE = 8192  # largest --grid / --image-size / --curriculum-grid side
+
+
 @dataclass
 class TrainConfig:
     """Options of a fine-tuning run (``text4seg train``; :func:`text4seg.training.train`)."""
@@ -221,9 +224,11 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None:
                 try:
-                    parse_grid_size(value)
+                    size = parse_grid_size(value)
                 except (ValueError, TypeError) as err:
                     raise ValueError(f"{name} {value!r}: {err}") from None
+                if max(size) > MAX_SIDE:  # a typo, not a size: 10**18 cells would exhaust memory first
+                    raise ValueError(f"{name} {value!r}: height and width must be <= {MAX_SIDE}")
         if self.time_schedule and self.minutes is None:
             raise ValueError("time_schedule needs a time budget (minutes)")
         if self.full and self.load.quantized:
