@@ -121,7 +121,8 @@ def load_image(source: str | os.PathLike | Image.Image | np.ndarray, max_pixels:
     what a plain PIL ``convert("RGB")`` gives for the usual transparent-black pixels); 16-bit images
     (``I;16*``) are scaled by 255/65535; 32-bit integer and float images (``I``, ``F``) have their finite
     min..max stretched to 0..255; ``CMYK`` (Adobe-inverted JPEGs included) and other modes go through PIL's
-    RGB conversion (no ICC colour management). Animated images give their first frame.
+    RGB conversion (no ICC colour management). Animated and multi-page images give their first frame, with a
+    ``UserWarning`` saying so.
 
     Args:
         source: a file path, a PIL image, or an array: HxWx3 uint8 RGB, HxW (or HxWx1) uint8 gray, HxWx4 uint8
@@ -154,7 +155,9 @@ def load_image(source: str | os.PathLike | Image.Image | np.ndarray, max_pixels:
     else:
         raise ValueError(f"cannot load an image from {type(source).__name__}; give a path, PIL image or array")
     try:
-        if getattr(image, "n_frames", 1) > 1:
+        frames = getattr(image, "n_frames", 1)
+        if frames > 1:  # animated GIF/PNG/WebP, multi-page TIFF: one image in, one image out, and say so
+            warnings.warn(f"{what}: {frames} frames; using the first", UserWarning, stacklevel=2)
             image.seek(0)
         image.load()
         try:

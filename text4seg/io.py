@@ -4,7 +4,8 @@ A write goes to a temporary sibling (same folder, so the final rename never cros
 and fsynced, then renamed over the destination with :func:`os.replace`; the folder is fsynced too, so the rename
 itself survives a power cut. Whatever happens before the rename — an exception, ``KeyboardInterrupt``, a full
 disk (``ENOSPC``), ``kill -9`` — the destination keeps its previous content (or stays absent); a failed write
-removes its temporary file, and a killed one leaves only a hidden ``.NAME.*.tmp`` sibling that no reader opens.
+removes its temporary file, and a killed one leaves only a hidden ``.NAME.<pid>.*.tmp`` sibling that no reader
+opens and that the next write of the same destination removes (its writer's pid is gone).
 
 Directories (a merged model, a converted checkpoint) are built the same way with :func:`atomic_directory`: in a
 hidden temporary sibling, renamed into place only when complete.
@@ -37,6 +38,8 @@ __all__ = [
     "write_json_atomic",
     "write_jsonl_atomic",
     "fsync_directory",
+    "with_filename",
+    "remove_stale_temps",
 ]
 
 
@@ -54,8 +57,53 @@ def fsync_directory(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
+def with_filename(err: OSError, path: str | os.PathLike) -> OSError:
+    """A copy of ``err`` (same class and errno) that names ``path``: ``[Errno 28] No space left on device: 'x'``."""
+    named = type(err)(err.errno, err.strerror or os.strerror(err.errno), str(path))
+    return named
+
+
 def _temp_name(path: Path, suffix: str) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{suffix}")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: alive, someone else's
+        return True
+    return True
+
+
+def remove_stale_temps(path: str | os.PathLike) -> int:
+    """Remove the temporary siblings of ``path`` left by writers that were killed (their pid is gone).
+
+    Returns the number removed. A live writer's temporary file is left alone.
+    """
+    path = Path(path)
+    removed = 0
+    try:
+        candidates = list(path.parent.glob(f".{_glob_escape(path.name)}.*.*.*"))
+    except OSError:
+        return 0
+    for candidate in candidates:
+        pid, _, rest = candidate.name[len(path.name) + 2:].partition(".")
+        token, _, suffix = rest.partition(".")
+        if not pid.isdigit() or suffix not in ("tmp", "old") or len(token) != 8 or _pid_alive(int(pid)):
+            continue
+        if candidate.is_dir() and not candidate.is_symlink():
+            shutil.rmtree(candidate, ignore_errors=True)
+        else:
+            candidate.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def _glob_escape(name: str) -> str:
+    """``name`` with glob metacharacters escaped."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
 def _create_temp(path: Path) -> tuple[int, Path]:
@@ -84,6 +132,7 @@ def atomic_write(path: str | os.PathLike, *, binary: bool = False, encoding: str
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path)
     fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": encoding})) as handle:
@@ -91,8 +140,11 @@ def atomic_write(path: str | os.PathLike, *, binary: bool = False, encoding: str
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.filename is None and err.errno is not None:
+            # a failed write (ENOSPC, EIO, ...) names no file: name the destination, not the hidden temp file
+            raise with_filename(err, path) from err
         raise
     fsync_directory(path.parent)
 
@@ -143,6 +195,7 @@ def atomic_directory(path: str | os.PathLike, *, overwrite: bool = False) -> Ite
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path}: already exists (choose another output or allow overwriting)")
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path)
     tmp = _temp_name(path, ".tmp")
     os.mkdir(tmp, 0o777)  # ordinary permissions (mode minus the umask), unlike mkdtemp's 0700
     try:
@@ -159,6 +212,8 @@ def atomic_directory(path: str | os.PathLike, *, overwrite: bool = False) -> Ite
         fsync_directory(path.parent)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, OSError) and err.filename is None and err.errno is not None:
+            raise with_filename(err, path) from err
         raise

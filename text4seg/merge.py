@@ -8,6 +8,7 @@ import logging
 import os
 from pathlib import Path
 
+from text4seg.io import atomic_directory
 from text4seg.options import LoadOptions
 
 __all__ = ["merge"]
@@ -55,7 +56,8 @@ def merge(
 
     Raises:
         FileNotFoundError: no adapter directory.
-        ValueError: ``out`` is the adapter directory itself, or 4/8-bit loading was asked for.
+        ValueError: ``out`` is the adapter directory itself or an existing folder that is not a model (a
+            model folder is replaced only once the new one is complete), or 4/8-bit loading was asked for.
     """
     from text4seg.modeling.loading import adapter_base, load_model
 
@@ -69,13 +71,18 @@ def merge(
     out = Path(out)
     if out.resolve() == adapter.resolve():
         raise ValueError(f"--out {out}: must differ from the adapter directory")
+    if out.is_file() or out.is_dir() and any(out.iterdir()) and not (out / "config.json").is_file():
+        # ``out`` is replaced as a whole: never a folder that holds something else than a model
+        raise ValueError(f"--out {out}: exists and is not a model directory; choose a new or a model folder")
     base = str(model) if model is not None else adapter_base(adapter)
     load = dataclasses.replace(load, device=load.device or "cpu", dtype=load.dtype or _base_dtype(base))
     loaded = load_model(base, adapter, load, merge_adapter=True)
-    out.mkdir(parents=True, exist_ok=True)
-    loaded.model.save_pretrained(out)
-    loaded.processor.save_pretrained(out)
-    loaded.config.save(out)
+    # built in a hidden sibling and renamed into place when complete: a kill or a full disk mid-save leaves
+    # the previous ``out`` (or none), never a half-written model
+    with atomic_directory(out, overwrite=True) as tmp:
+        loaded.model.save_pretrained(tmp)
+        loaded.processor.save_pretrained(tmp)
+        loaded.config.save(tmp)
     logger.info("merged %s into %s -> %s", adapter, base, out)
     return out
 

@@ -8,6 +8,7 @@ missing files, a missing optional package) print one line, ``text4seg VERB: erro
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 from collections.abc import Sequence
@@ -61,5 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(_module(args.command).run(args) or 0)
     except (ValueError, OSError, MissingDependency) as err:  # missing files, unreadable images, bad options
-        print(f"text4seg {args.command}: error: {err}", file=sys.stderr)
+        hint = ""
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            hint = " (disk full: free some space and rerun; finished outputs were kept)"
+        message = " ".join(str(err).split())  # one line, whatever the message holds
+        print(f"text4seg {args.command}: error: {message}{hint}", file=sys.stderr)
         return 1

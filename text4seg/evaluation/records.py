@@ -12,6 +12,8 @@ import json
 import os
 from pathlib import Path
 
+from text4seg.io import with_filename
+
 __all__ = ["SampleLog", "read_records"]
 
 
@@ -72,10 +74,14 @@ class SampleLog:
         """Write ``record`` as one line and fsync it, so that it survives a crash right after the call."""
         data = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
         view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-        os.fsync(self._fd)
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            os.fsync(self._fd)
+        except OSError as err:
+            # a partial line left here (disk full) is truncated by the next SampleLog on this file
+            raise with_filename(err, self.path) from err
 
     def close(self) -> None:
         """Close the file descriptor (idempotent)."""

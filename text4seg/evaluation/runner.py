@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from text4seg.datasets.semantic import IGNORE_ID
+from text4seg.evaluation.lock import RunLock
 from text4seg.evaluation.records import SampleLog
 from text4seg.evaluation.scoring import Scorer, gt_box, referring_fields, semantic_fields
 from text4seg.evaluation.shards import (
@@ -246,6 +247,8 @@ def evaluate(
     root = Path(data_root)
     if limit is not None and int(limit) < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
+    if int(save_vis) < 0:
+        raise ValueError(f"save_vis must be >= 0, got {save_vis}")
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if expressions not in ("all", "first"):
@@ -308,39 +311,40 @@ def evaluate(
         "class_names": class_names,
     }
     out.mkdir(parents=True, exist_ok=True)
-    check_settings(out, settings)
-    write_json_atomic(out / RUN_FILE, settings)
-    done_file(out, rank, world).unlink(missing_ok=True)
+    with RunLock(out, rank):  # a second process on this folder and rank refuses here
+        check_settings(out, settings)
+        write_json_atomic(out / RUN_FILE, settings)
+        done_file(out, rank, world).unlink(missing_ok=True)
 
-    if segmenter is None:
-        segmenter = _build_segmenter(model, adapter, load, decoding, device)
-    segmenter = _with_question(segmenter, question_index, question_template)
-    run = _Run(
-        spec=spec,
-        segmenter=segmenter,
-        refiner=_build_refiner(refiner, None if sam_checkpoint is None else str(sam_checkpoint), sam_type, device),
-        root=root,
-        out=out,
-        save_vis=int(save_vis),
-        class_names=class_names,
-        label_map=None if class_names is None else _label_map(dataset, class_names, segmenter.config.background),
-        expressions=expressions,
-    )
-    log = SampleLog(samples_file(out, rank, world))
-    try:
-        shard_samples = run.shard(samples, log, completed_records(out), rank, world, limit=limit,
-                                  batch_size=int(batch_size), progress=progress)
-    finally:
-        log.close()
-    write_json_atomic(done_file(out, rank, world),
-                      {"rank": rank, "world_size": world, "samples": shard_samples, "limit": settings["limit"]})
-    if world == 1:
-        return merge_shards(out, 1)
-    if state is not None:
-        state.wait_for_everyone()
-        if rank == 0:
-            return merge_shards(out, world)
-    return None
+        if segmenter is None:
+            segmenter = _build_segmenter(model, adapter, load, decoding, device)
+        segmenter = _with_question(segmenter, question_index, question_template)
+        run = _Run(
+            spec=spec,
+            segmenter=segmenter,
+            refiner=_build_refiner(refiner, None if sam_checkpoint is None else str(sam_checkpoint), sam_type, device),
+            root=root,
+            out=out,
+            save_vis=int(save_vis),
+            class_names=class_names,
+            label_map=None if class_names is None else _label_map(dataset, class_names, segmenter.config.background),
+            expressions=expressions,
+        )
+        log = SampleLog(samples_file(out, rank, world))
+        try:
+            shard_samples = run.shard(samples, log, completed_records(out), rank, world, limit=limit,
+                                      batch_size=int(batch_size), progress=progress)
+        finally:
+            log.close()
+        write_json_atomic(done_file(out, rank, world),
+                          {"rank": rank, "world_size": world, "samples": shard_samples, "limit": settings["limit"]})
+        if world == 1:
+            return merge_shards(out, 1)
+        if state is not None:
+            state.wait_for_everyone()
+            if rank == 0:
+                return merge_shards(out, world)
+        return None
 
 
 @dataclass
@@ -367,24 +371,26 @@ class _Run:
         batch: list[list[_Item]] = []
         bar = tqdm(desc=f"eval {self.spec.name}", unit="sample", total=limit if world == 1 else None,
                    disable=not progress or rank != 0, dynamic_ncols=True)
-        for number, group in enumerate(_image_groups(_items(self.spec, samples, limit, self.expressions))):
-            if number % world != rank:
-                continue
-            total += len(group)
-            todo = []
-            for item in group:
-                if item.index in done:
-                    live.add(done[item.index])
-                else:
-                    todo.append(item)
-            bar.update(len(group) - len(todo))
-            if todo:
-                batch.append(todo)
-            if len(batch) >= batch_size:
-                self.run_batch(batch, log, live, bar)
-                batch = []
-        self.run_batch(batch, log, live, bar)
-        bar.close()
+        try:  # the bar ends its line even when a sample fails, so the error prints on a line of its own
+            for number, group in enumerate(_image_groups(_items(self.spec, samples, limit, self.expressions))):
+                if number % world != rank:
+                    continue
+                total += len(group)
+                todo = []
+                for item in group:
+                    if item.index in done:
+                        live.add(done[item.index])
+                    else:
+                        todo.append(item)
+                bar.update(len(group) - len(todo))
+                if todo:
+                    batch.append(todo)
+                if len(batch) >= batch_size:
+                    self.run_batch(batch, log, live, bar)
+                    batch = []
+            self.run_batch(batch, log, live, bar)
+        finally:
+            bar.close()
         return total
 
     def run_batch(self, batch: list[list[_Item]], log: SampleLog, live: Scorer, bar: Any) -> None:

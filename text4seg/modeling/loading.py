@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import os
+import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -268,6 +269,13 @@ def load_model(
         hf_model = AutoModelForImageTextToText.from_pretrained(model, **kwargs)
     except OSError as err:
         raise FileNotFoundError(f"model {model}: {err}") from None
+    except pickle.UnpicklingError as err:
+        # transformers reads .bin weights with torch.load(weights_only=True): anything but tensors is refused
+        lines = [line.strip() for line in str(err).splitlines() if "unsupported GLOBAL" in line or "Unsupported global" in line]
+        first = lines[0].removeprefix("WeightsUnpickler error: ") if lines else type(err).__name__
+        raise ValueError(f"model {model}: its .bin weights hold objects other than plain tensors, refused "
+                         f"(torch.load(weights_only=True): {first}); use safetensors weights from a trusted "
+                         "source") from None
     if quant is None:
         hf_model.to(dev)
     if adapter is not None:

@@ -70,6 +70,9 @@ def _resume_value(text: str) -> bool | str:
     return True if text in ("", "True", "true", "last") else text
 
 
+MAX_SIDE = 8192  # largest --grid / --image-size / --curriculum-grid side
+
+
 @dataclass
 class TrainConfig:
     """Options of a fine-tuning run (``text4seg train``; :func:`text4seg.training.train`)."""
@@ -92,6 +95,10 @@ class TrainConfig:
     skip_bad: bool = option(False, "skip and count malformed items and missing images instead of failing",
                             group="model and data")
     workers: int = option(0, "DataLoader worker processes", group="model and data")
+    allow_outside_root: bool = option(False, "accept image paths that leave the data root ('../', absolute "
+                                      "paths); refused by default", group="model and data")
+    max_data_mb: float = option(4096.0, "largest training JSON file read, in MB (a file is parsed whole, in "
+                                "memory); a larger one is refused before it is read", group="model and data")
 
     # ---- optimisation
     epochs: float = option(1.0, "passes over the mixed data (ignored with --max-steps)", group="optimisation")
@@ -208,6 +215,7 @@ class TrainConfig:
         _finite_in("lora_dropout", self.lora_dropout, 0.0, 1.0, closed_high=False)
         _finite_in("cell_noise", self.cell_noise, 0.0, 1.0, closed_high=False)
         _positive("fg_weight", self.fg_weight)
+        _positive("max_data_mb", self.max_data_mb)
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision {self.precision!r}: expected one of {', '.join(PRECISIONS)}")
         for name, allowed in (("descriptor_form", _FORMS), ("image_position", _POSITIONS)):
@@ -218,9 +226,11 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None:
                 try:
-                    parse_grid_size(value)
+                    size = parse_grid_size(value)
                 except (ValueError, TypeError) as err:
                     raise ValueError(f"{name} {value!r}: {err}") from None
+                if max(size) > MAX_SIDE:  # a typo, not a size: 10**18 cells would exhaust memory first
+                    raise ValueError(f"{name} {value!r}: height and width must be <= {MAX_SIDE}")
         if self.time_schedule and self.minutes is None:
             raise ValueError("time_schedule needs a time budget (minutes)")
         if self.full and self.load.quantized:

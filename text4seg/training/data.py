@@ -53,8 +53,9 @@ class DataFiles:
         FileNotFoundError: a missing file. ValueError: a file that is not valid JSON.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_mb: float | None = None) -> None:
         self._parsed: dict[Path, Any] = {}
+        self.max_bytes = None if max_mb is None else int(max_mb * 1e6)
 
     def load(self, path: str | os.PathLike) -> Any:
         path = Path(path)
@@ -62,9 +63,17 @@ class DataFiles:
         if key not in self._parsed:
             if not path.is_file():
                 raise FileNotFoundError(f"--data {path}: no such file")
+            size = path.stat().st_size
+            if self.max_bytes is not None and size > self.max_bytes:
+                # parsed whole, a JSON list takes several times its size in memory: refuse before reading it
+                raise ValueError(f"{path}: {size / 1e6:.1f} MB is larger than --max-data-mb "
+                                 f"{self.max_bytes / 1e6:g}; split the file or raise --max-data-mb")
             try:
                 self._parsed[key] = json.loads(path.read_text(encoding="utf-8"))
-            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            except UnicodeDecodeError as err:
+                raise ValueError(f"{path}: not UTF-8 text (byte {err.start}: {err.reason}); training JSON must "
+                                 "be UTF-8") from None
+            except json.JSONDecodeError as err:
                 raise ValueError(f"{path}: not a valid JSON file: {err}") from None
         return self._parsed[key]
 
@@ -180,6 +189,7 @@ class Text4SegDataset(torch.utils.data.Dataset):
         cell_noise: float = 0.0,
         check_images: bool = True,
         files: DataFiles | None = None,
+        allow_outside_root: bool = False,
     ) -> None:
         self.sources = [parse_data_spec(s) for s in sources]
         if not self.sources:
@@ -190,6 +200,7 @@ class Text4SegDataset(torch.utils.data.Dataset):
         self.image_root = None if image_root is None else Path(image_root)
         self.max_length = int(max_length)
         self.skip_bad = skip_bad
+        self.allow_outside_root = bool(allow_outside_root)
         self.fg_weight = float(fg_weight)
         if not 0.0 <= cell_noise < 1.0:
             raise ValueError(f"cell_noise {cell_noise}: expected a probability in [0, 1)")
@@ -303,10 +314,16 @@ class Text4SegDataset(torch.utils.data.Dataset):
             if not isinstance(image, str) or not image:
                 return self._bad(f"{where}: 'image' must be a path string or a non-empty list of them")
             image_path = Path(image) if Path(image).is_absolute() else root / image
+            if not self.allow_outside_root and not _inside(image_path, root):
+                return self._bad(f"{where}: image {image!r} is outside the data root {root} (an absolute path or "
+                                 "'..'); pass --allow-outside-root if the file is trusted")
             if check_images and not image_path.is_file():
                 return self._bad(f"{where}: image {image_path} not found", FileNotFoundError)
         elif any("<image>" in q for q, _ in rounds):
             return self._bad(f"{where}: has '<image>' in its text but no 'image' field")
+        marks = sum(q.count("<image>") + a.count("<image>") for q, a in rounds)
+        if marks > 1 or marks == 1 and "<image>" not in rounds[0][0]:
+            return self._bad(f"{where}: '<image>' must appear once, in the first human turn (found {marks})")
         crop = raw.get("crop_size")
         if crop is not None:
             valid = (
@@ -319,6 +336,17 @@ class Text4SegDataset(torch.utils.data.Dataset):
             if not valid or image_path is None or isinstance(image_path, tuple):
                 return self._bad(f"{where}: 'crop_size' must be [left, top, right, bottom] with one image")
             crop = tuple(int(round(v)) for v in crop)
+        for k, (_, answer) in enumerate(rounds):
+            # a training target is learnt as written: one that needs repairs (ragged rows, bad counts) is no grid
+            descriptor = extract_descriptor(answer)
+            if descriptor is None:
+                continue
+            height, width = descriptor_shape(descriptor)
+            repairs = (decode_descriptor(descriptor, height, width, background=self.config.background).repairs
+                       if height and width else [])
+            if repairs:
+                return self._bad(f"{where}: round {k}: the descriptor is not a clean {height}x{width} grid "
+                                 f"({repairs[0]})")
         chars = sum(len(q) + len(a) for q, a in rounds)
         return _Item(-1, index, item_id, image_path, crop, rounds, chars)
 
@@ -491,6 +519,14 @@ class DataProbe:
     labels: Counter
     grid: tuple[int, int] | None
     form: str
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """True when ``path`` (symlinks resolved) lies under ``root``."""
+    try:
+        return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root))
+    except OSError:
+        return False
 
 
 def probe_data(sources: Sequence[DataSource], files: DataFiles, limit: int = 20000) -> DataProbe:

@@ -90,7 +90,7 @@ def train(config: TrainConfig | None = None, *, callbacks: Sequence[Any] = (), p
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     set_seed(config.seed)
-    files = DataFiles()
+    files = DataFiles(max_mb=config.max_data_mb)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = config.load.device or (f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     dev = resolve_device(device)
@@ -109,7 +109,8 @@ def train(config: TrainConfig | None = None, *, callbacks: Sequence[Any] = (), p
         try:
             dataset = Text4SegDataset(sources, loaded.processor, model_config, image_root=config.data_root,
                                       seed=config.seed, max_length=config.max_length, skip_bad=config.skip_bad,
-                                      fg_weight=config.fg_weight, cell_noise=config.cell_noise, files=files)
+                                      fg_weight=config.fg_weight, cell_noise=config.cell_noise, files=files,
+                                      allow_outside_root=config.allow_outside_root)
         finally:
             files.clear()
         trainer, time_limit = _trainer(config, hf_model, loaded.processor, tokenizer, dataset, model_config,
@@ -376,13 +377,52 @@ def _resume_checkpoint(resume: bool | str, out: Path) -> str | None:
     if not resume:
         return None
     if resume is not True:
+        if not checkpoint_complete(Path(resume)):
+            raise ValueError(f"--resume {resume}: not a complete checkpoint (no valid trainer_state.json or no "
+                             "weights: it was cut off while saving)")
         return str(resume)
-    from transformers.trainer_utils import get_last_checkpoint
-
-    found = get_last_checkpoint(str(out)) if out.is_dir() else None
+    found = last_complete_checkpoint(out)
     if found is None:
-        logger.warning("--resume: no checkpoint in %s, starting from scratch", out)
-    return found
+        logger.warning("--resume: no complete checkpoint in %s, starting from scratch", out)
+    return None if found is None else str(found)
+
+
+_WEIGHTS = ("model.safetensors", "adapter_model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+            "adapter_model.bin")
+
+
+def checkpoint_complete(path: Path) -> bool:
+    """True when ``path`` is a checkpoint the Trainer finished writing.
+
+    The Trainer writes a checkpoint's files one after another, ``trainer_state.json`` last, and none of them
+    atomically; so a checkpoint is complete when that file parses, records the step the folder is named after
+    and the weights are there (a kill during the save leaves it absent or cut off).
+    """
+    state = path / "trainer_state.json"
+    if not path.is_dir() or not state.is_file() or not any((path / name).is_file() for name in _WEIGHTS):
+        return False
+    try:
+        step = json.loads(state.read_text(encoding="utf-8")).get("global_step")
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        return False
+    suffix = path.name.rpartition("-")[2]
+    return not suffix.isdigit() or step == int(suffix)
+
+
+def last_complete_checkpoint(out: Path) -> Path | None:
+    """The ``checkpoint-N`` of ``out`` with the highest N that is complete (half-written ones are skipped)."""
+    if not out.is_dir():
+        return None
+    numbered = []
+    for path in out.iterdir():
+        prefix, _, number = path.name.rpartition("-")
+        if prefix == "checkpoint" and number.isdigit() and path.is_dir():
+            numbered.append((int(number), path))
+    for _, path in sorted(numbered, reverse=True):
+        if checkpoint_complete(path):
+            return path
+        logger.warning("--resume: skipping %s, a checkpoint cut off while it was being saved", path)
+    return None
 
 
 def _record_base(adapter_dir: Path, base: str) -> None:
