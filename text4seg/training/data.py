@@ -301,6 +301,10 @@ class Text4SegDataset(torch.utils.data.Dataset):
             if not image or not all(isinstance(v, str) and v for v in image):
                 return self._bad(f"{where}: 'image' must be a path string or a non-empty list of them")
             image_path = tuple(Path(v) if Path(v).is_absolute() else root / v for v in image)
+            outside = [v for v, p in zip(image, image_path) if not self.allow_outside_root and not _inside(p, root)]
+            if outside:
+                return self._bad(f"{where}: image {outside[0]!r} is outside the data root {root} (an absolute path "
+                                 "or '..'); pass --allow-outside-root if the file is trusted")
             missing = [p for p in image_path if check_images and not p.is_file()]
             if missing:
                 return self._bad(f"{where}: image {missing[0]} not found", FileNotFoundError)
@@ -312,7 +316,7 @@ class Text4SegDataset(torch.utils.data.Dataset):
                 image_path = image_path[0]
         elif image is not None:
             if not isinstance(image, str) or not image:
-                return self._bad(f"{where}: 'image' must be a path string or a non-empty list of them")
+                return self._bad(f"{where}: 'image' must be a path string")
             image_path = Path(image) if Path(image).is_absolute() else root / image
             if not self.allow_outside_root and not _inside(image_path, root):
                 return self._bad(f"{where}: image {image!r} is outside the data root {root} (an absolute path or "
@@ -322,7 +326,9 @@ class Text4SegDataset(torch.utils.data.Dataset):
         elif any("<image>" in q for q, _ in rounds):
             return self._bad(f"{where}: has '<image>' in its text but no 'image' field")
         marks = sum(q.count("<image>") + a.count("<image>") for q, a in rounds)
-        if marks > 1 or marks == 1 and "<image>" not in rounds[0][0]:
+        if isinstance(image_path, tuple):
+            pass  # one '<image>' per image, checked above
+        elif marks > 1 or marks == 1 and "<image>" not in rounds[0][0]:
             return self._bad(f"{where}: '<image>' must appear once, in the first human turn (found {marks})")
         crop = raw.get("crop_size")
         if crop is not None:
@@ -333,8 +339,10 @@ class Text4SegDataset(torch.utils.data.Dataset):
                 and crop[0] < crop[2]
                 and crop[1] < crop[3]
             )
-            if not valid or image_path is None or isinstance(image_path, tuple):
-                return self._bad(f"{where}: 'crop_size' must be [left, top, right, bottom] with one image")
+            if isinstance(image_path, tuple):
+                return self._bad(f"{where}: 'crop_size' applies to items with one image, not {len(image_path)}")
+            if not valid or image_path is None:
+                return self._bad(f"{where}: 'crop_size' must be [left, top, right, bottom] with an image")
             crop = tuple(int(round(v)) for v in crop)
         for k, (_, answer) in enumerate(rounds):
             # a training target is learnt as written: one that needs repairs (ragged rows, bad counts) is no grid
