@@ -254,7 +254,7 @@ def test_frame_stride_gives_the_nearest_segmented_mask(mevis_root, tmp_path):
             values = np.asarray(png)
             assert set(np.unique(values)) <= {0, 255}
             assert np.array_equal(values == 255, MV_PRED[expression][nearest[i]])
-    with pytest.raises(ValueError, match="frame_stride and save_masks apply to the video tasks"):
+    with pytest.raises(ValueError, match="frame_stride, save_masks, the video strategy, sam2 and context_frames apply to the video tasks"):
         evaluate("synthetic", data_root=tmp_path, out=tmp_path / "x", segmenter=segmenter, frame_stride=2)
     with pytest.raises(ValueError, match="frame_stride must be >= 1"):
         run("rvos", mevis_root, tmp_path / "y", segmenter, dataset="mevis", frame_stride=0)
