@@ -34,6 +34,7 @@ __all__ = [
     "DecodedGrid",
     "Instance",
     "LabelMap",
+    "MAX_INSTANCES",
     "descriptor_form",
     "descriptor_shape",
     "foreground_spans",
@@ -817,6 +818,9 @@ def reencode_answer(answer: str, grid: int | str | Sequence[int], form: str = "r
 
 
 # ------------------------------------------------------------------------------------------ instances
+
+
+MAX_INSTANCES = 10  # most instances of one class an instance-aware answer labels ("person 1" .. "person 10")
 
 
 def instance_label(class_name: str, k: int) -> str:

@@ -16,6 +16,8 @@ EPILOG = """examples:
   text4seg eval semantic-seg --model runs/t4s-llava --dataset ade20k --split validation --refiner sam \\
       --sam-checkpoint sam_vit_h_4b8939.pth --sam-type vit_h
   accelerate launch --num_processes 8 -m text4seg.cli eval reason-seg --model ... --dataset reasonseg --split val
+  text4seg eval panoptic --model runs/t4s-panoptic --data-root playground/data --split val   # PQ, SQ, RQ
+  text4seg eval instance --model runs/t4s-panoptic --data-root playground/data --split val   # mask AP
   torchrun --nproc_per_node 2 -m text4seg.cli eval synthetic --model runs/quickstart/model   # CPU processes
 """
 
@@ -30,7 +32,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--adapter", default=None, metavar="DIR", help="LoRA adapter on top of --model (default: none)")
     parser.add_argument("--data-root", default=None, metavar="DIR", help="data root (default: playground/data)")
     parser.add_argument("--dataset", default=None,
-                        help="refcoco, refcoco+, refcocog, refclef, grefcoco, reasonseg, ade20k, pascal_context, "
+                        help="refcoco, refcoco+, refcocog, refclef, grefcoco, reasonseg, ade20k, pascal_context, coco (panoptic, instance), "
                         "pascal_voc, synthetic (default: the task's usual one)")
     parser.add_argument("--split", default=None, help="split as the dataset spells it: val, testA, ... (default: val)")
     parser.add_argument("--expressions", choices=("all", "first"), default=None,

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from text4seg.config import Text4SegConfig
-from text4seg.descriptors import sanitize_label
+from text4seg.descriptors import MAX_INSTANCES, sanitize_label
 
 __all__ = ["MAX_INSTANCES", "allowed_labels", "instance_labels"]
-
-MAX_INSTANCES = 10  # most instances of one class an instance-aware answer may label ("person 1" .. "person 10")
 
 
 def instance_labels(classes: list[str], max_instances: int = MAX_INSTANCES) -> list[str]:

@@ -223,6 +223,10 @@ def evaluate(
     """
     spec = task_spec(task)
     dataset = resolve_dataset(spec, dataset)
+    if spec.kind in ("panoptic", "instance"):
+        return _evaluate_instances(spec, dataset, model, adapter, data_root=data_root, split=split, limit=limit,
+                                   out=out, load=load, decoding=decoding, segmenter=segmenter, device=device,
+                                   progress=progress, refiner=refiner, world_size=world_size)
     root = Path(data_root)
     if limit is not None and int(limit) < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
@@ -302,6 +306,23 @@ def evaluate(
         if rank == 0:
             return merge_shards(out, world)
     return None
+
+
+def _evaluate_instances(spec: TaskSpec, dataset: str, model: Any, adapter: Any, *, refiner: Any, world_size: Any,
+                        decoding: Any, **options: Any) -> dict:
+    """``panoptic`` / ``instance``: :func:`text4seg.evaluation.instances.evaluate_instances` (one process, no
+    refiner)."""
+    from text4seg.evaluation.instances import evaluate_instances
+
+    if dataset not in (spec.default_dataset, "coco"):
+        raise ValueError(f"task {spec.name}: dataset {dataset!r}; only COCO ({spec.default_dataset}) is read")
+    if refiner not in (None, "none"):
+        raise ValueError(f"task {spec.name}: --refiner is not supported (instances are scored coarse)")
+    if world_size not in (None, 1):
+        raise ValueError(f"task {spec.name}: runs in one process (world_size 1)")
+    if decoding is None or isinstance(decoding, str):
+        decoding = DecodingOptions() if decoding is None else DecodingOptions(decoding=decoding)
+    return evaluate_instances(spec, model, adapter, decoding=decoding, **options)
 
 
 @dataclass

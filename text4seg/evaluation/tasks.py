@@ -13,7 +13,8 @@ class TaskSpec:
 
     Attributes:
         name: task name on the command line.
-        kind: ``"referring"`` (one binary mask per expression) or ``"semantic"`` (one label map per image).
+        kind: ``"referring"`` (one binary mask per expression), ``"semantic"`` (one label map per image), or
+            ``"panoptic"`` / ``"instance"`` (instance-aware answers, :mod:`text4seg.evaluation.instances`).
         default_dataset: dataset used when ``--dataset`` is not given.
         datasets: the benchmark datasets of the task (others registered in the readers are accepted too).
         mask_metrics: mask scores reported, keys of ``ReferSegMeter.compute()`` / ``SemanticSegMeter.compute()``.
@@ -45,6 +46,10 @@ TASKS: dict[str, TaskSpec] = {
     "semantic-seg": TaskSpec("semantic-seg", "semantic", "ade20k", ("ade20k", "pascal_context", "pascal_voc"),
                              ("miou", "pixel_accuracy"), columns=("miou", "pixel_accuracy")),
     "synthetic": TaskSpec("synthetic", "referring", "synthetic", ("synthetic",), ("ciou", "giou")),
+    "panoptic": TaskSpec("panoptic", "panoptic", "coco_panoptic", ("coco_panoptic",), (),
+                         columns=("pq", "sq", "rq", "pq_th", "sq_th", "rq_th", "pq_st", "sq_st", "rq_st")),
+    "instance": TaskSpec("instance", "instance", "coco_instances", ("coco_instances",), (),
+                         columns=("ap", "ap50", "ap75")),
 }
 
 # Column titles of the printed table.
@@ -56,6 +61,10 @@ COLUMN_TITLES: dict[str, str] = {
     "acc@0.5": "Acc@0.5",
     "miou": "mIoU",
     "pixel_accuracy": "pixel acc",
+    **{f"{m}{g}": f"{m.upper()}{t}" for m in ("pq", "sq", "rq") for g, t in (("", ""), ("_th", "th"), ("_st", "st"))},
+    "ap": "AP",
+    "ap50": "AP50",
+    "ap75": "AP75",
 }
 
 # Names the papers use -> reader names.
@@ -68,6 +77,7 @@ DATASET_ALIASES: dict[str, str] = {
     "voc20": "pascal_voc",
     "gref": "grefcoco",
     "reason_seg": "reasonseg",
+    "coco": "coco",
 }
 
 
