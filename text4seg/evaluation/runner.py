@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from text4seg.datasets.semantic import IGNORE_ID
+from text4seg.datasets.semantic import ignore_id
 from text4seg.evaluation.records import SampleLog
 from text4seg.evaluation.scoring import Scorer, gt_box, referring_fields, semantic_fields
 from text4seg.evaluation.shards import (
@@ -141,7 +141,7 @@ def _with_question(segmenter: Any, question_index: int | None, question_template
                                  semantic_template=ALL_CLASSES_QUESTIONS[question_index])
 
 
-def _label_map(dataset: str, class_names: list[str], background: str) -> Any:
+def _label_map(dataset: str, class_names: list[str], background: str, root: Path | None = None) -> Any:
     """Class name -> dataset id for semantic answers (dataset synonyms accepted, ``others`` -> its id)."""
     from text4seg.descriptors import LabelMap
 
@@ -151,8 +151,12 @@ def _label_map(dataset: str, class_names: list[str], background: str) -> Any:
         synonyms = class_synonyms(dataset)
     except (ValueError, KeyError):
         synonyms = {}
+    from text4seg.datasets.large_vocab import LARGE_VOCAB_DATASETS, large_vocab_class_names
+
+    if dataset in LARGE_VOCAB_DATASETS and root is not None:
+        synonyms = large_vocab_class_names(root, dataset)[1]
     synonyms = {alias: name for alias, name in synonyms.items() if name in class_names}
-    return LabelMap(class_names, synonyms=synonyms, background=background, fallback_id=IGNORE_ID)
+    return LabelMap(class_names, synonyms=synonyms, background=background, fallback_id=ignore_id(len(class_names)))
 
 
 # ------------------------------------------------------------------------------------------ evaluate
@@ -288,7 +292,8 @@ def evaluate(
         out=out,
         save_vis=int(save_vis),
         class_names=class_names,
-        label_map=None if class_names is None else _label_map(dataset, class_names, segmenter.config.background),
+        label_map=None if class_names is None else _label_map(dataset, class_names, segmenter.config.background,
+                                                              root),
         expressions=expressions,
     )
     log = SampleLog(samples_file(out, rank, world))
@@ -428,12 +433,13 @@ class _Run:
             pred = grid_to_mask(result.grid, self.label_map, tuple(result.mask.shape))
             _check_shape(pred, gt, sample)
             _, unknown = self.label_map.ids(result.grid)
-            record["repairs"] += [f"unknown class {name!r}: id {IGNORE_ID}" for name in unknown]
+            ignored = ignore_id(len(self.class_names))
+            record["repairs"] += [f"unknown class {name!r}: id {ignored}" for name in unknown]
             num_classes = len(self.class_names)
             record.update(semantic_fields(pred, gt, num_classes))
             masks["coarse"] = pred
             if self.refiner is not None:
-                present = [int(c) for c in np.unique(pred) if c not in (0, IGNORE_ID)]
+                present = [int(c) for c in np.unique(pred) if c not in (0, ignored)]
                 fine = self.refiner.refine_labels(pred, present).label_map
                 record.update(semantic_fields(fine, gt, num_classes, suffix="_refined"))
                 masks["refined"] = fine
