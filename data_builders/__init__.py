@@ -19,6 +19,7 @@ BUILDERS: dict[str, tuple[str, dict]] = {
     "ade20k": ("data_builders.semantic", {"dataset": "ade20k"}),
     "pascal_context": ("data_builders.semantic", {"dataset": "pascal_context"}),
     "pascal_voc": ("data_builders.semantic", {"dataset": "pascal_voc"}),
+    "coco_panoptic": ("data_builders.coco_panoptic", {}),
     "reasonseg": ("data_builders.reasonseg", {}),
     "synthetic": ("data_builders.synthetic", {}),
     "mix": ("data_builders.mix", {}),

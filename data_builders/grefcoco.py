@@ -37,20 +37,23 @@ def build(
     limit: int | None = None,
     strict: bool = False,
     quiet: bool = False,
+    instance_labels: bool = False,
 ) -> BuildSummary:
     """Build a referring training JSON from a gRefCOCO split.
 
     No-target refs answer with an all-``others`` grid (counted as empty targets); multi-target refs label the
-    union of their targets. Other arguments as :func:`data_builders.refcoco.build`.
+    union of their targets, or with ``instance_labels`` each target as ``"{label} {k}"`` (k = 1, 2, ... in
+    annotation order: "the two dogs" gives two instances). Other arguments as :func:`data_builders.refcoco.build`.
     """
     summary = BuildSummary(name="grefcoco")
-    samples = read_grefcoco(root, split, split_by=split_by, strict=strict, skips=summary.skips)
+    samples = read_grefcoco(root, split, split_by=split_by, strict=strict, skips=summary.skips,
+                            instances=instance_labels)
     total = None if limit is not None else count_grefcoco(root, split, split_by=split_by)
     return write_referring(
         "grefcoco", samples, out, summary, total=total, quiet=quiet,
         grid=grid, downsample=downsample, rle=rle, fg_label=fg_label, rounds=rounds, repeat=repeat, seed=seed,
         question_index=question_index, answer_index=answer_index, question_template=question_template,
-        answer_sentence=answer_sentence, limit=limit,
+        answer_sentence=answer_sentence, limit=limit, instance_labels=instance_labels,
     )  # fmt: skip
 
 
@@ -62,3 +65,5 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fg-label", default=None, help="'sentence' (default) or a fixed short label")
     add_recipe_options(parser, rounds_default=2, repeat_default=2)
     add_template_options(parser, question=True, default="random")
+    parser.add_argument("--instance-labels", action="store_true", default=None,
+                        help="label each target of a multi-target ref '{label} {k}' (default: off, their union)")

@@ -22,6 +22,9 @@ import numpy as np
 from PIL import Image
 
 __all__ = [
+    "PANOPTIC_CELLS",
+    "PANOPTIC_IDS",
+    "make_coco_panoptic_layout",
     "write_image",
     "write_refs_pickle",
     "make_refcoco_layout",
@@ -431,3 +434,67 @@ def make_cocostuff_layout(root: Path) -> dict:
             "000000000025": np.zeros((16, 16), dtype=np.int64),
         },
     }
+
+
+# ------------------------------------------------------------------------------------------ COCO panoptic
+
+# 4 x 4 cells of 4 x 4 pixels on a 16 x 16 image (see make_coco_panoptic_layout)
+PANOPTIC_IDS = {"person 1": 1, "person 2": 2, "car crowd": 3, "grass": 256 * 3 + 7, "sky": 65536 * 2 + 5}
+PANOPTIC_CELLS = [
+    ["sky", "sky", "sky", "sky"],
+    ["person 1", "person 1", "person 2", None],
+    ["person 1", "person 1", "person 2", "car crowd"],
+    ["grass", "grass", "grass", "grass"],
+]
+
+
+def make_coco_panoptic_layout(root: Path) -> dict:
+    """COCO panoptic + instances (val2017) with one 16 x 16 image, id 42.
+
+    Categories: 1 person (thing), 2 car (thing), 3 ``sky-other-merged`` (stuff, label ``sky``), 4 ``grass-merged``
+    (stuff, label ``grass``). Segments per 4 x 4-pixel cell as :data:`PANOPTIC_CELLS` (None = void); segment ids
+    :data:`PANOPTIC_IDS` use all three PNG channels; the car is a crowd region. ``instances_val2017.json`` holds
+    person 1 (polygon), person 2 (RLE) and the car crowd (RLE, iscrowd 1).
+
+    Returns:
+        ``{"root", "image", "id_map"}``.
+    """
+    root = Path(root)
+    coco = root / "coco"
+    image_rel = "coco/val2017/000000000042.jpg"
+    write_image(root / image_rel, 16, 16)
+    id_map = np.zeros((16, 16), dtype=np.int64)
+    for i, row in enumerate(PANOPTIC_CELLS):
+        for j, name in enumerate(row):
+            if name is not None:
+                id_map[4 * i : 4 * i + 4, 4 * j : 4 * j + 4] = PANOPTIC_IDS[name]
+    rgb = np.stack([id_map % 256, id_map // 256 % 256, id_map // 65536], axis=-1).astype(np.uint8)
+    (coco / "panoptic_val2017").mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rgb, "RGB").save(coco / "panoptic_val2017" / "000000000042.png")
+    categories = [
+        {"id": 1, "name": "person", "supercategory": "person", "isthing": 1, "color": [220, 20, 60]},
+        {"id": 2, "name": "car", "supercategory": "vehicle", "isthing": 1, "color": [0, 0, 142]},
+        {"id": 3, "name": "sky-other-merged", "supercategory": "sky", "isthing": 0, "color": [70, 130, 180]},
+        {"id": 4, "name": "grass-merged", "supercategory": "plant", "isthing": 0, "color": [0, 128, 0]},
+    ]
+    cats = {"person 1": 1, "person 2": 1, "car crowd": 2, "sky": 3, "grass": 4}
+    segments = [{"id": PANOPTIC_IDS[n], "category_id": cats[n], "area": int((id_map == PANOPTIC_IDS[n]).sum()),
+                 "bbox": [0, 0, 1, 1], "iscrowd": int(n == "car crowd")} for n in cats]
+    image = {"id": 42, "file_name": "000000000042.jpg", "height": 16, "width": 16}
+    (coco / "annotations").mkdir(parents=True, exist_ok=True)
+    (coco / "annotations" / "panoptic_val2017.json").write_text(json.dumps({
+        "images": [image], "categories": categories,
+        "annotations": [{"image_id": 42, "file_name": "000000000042.png", "segments_info": segments}]}))
+    instances = [
+        {"id": 1, "image_id": 42, "category_id": 1, "iscrowd": 0, "area": 64.0, "bbox": [0, 4, 8, 8],
+         "segmentation": [_rect(0, 4, 8, 12)]},
+        {"id": 2, "image_id": 42, "category_id": 1, "iscrowd": 0, "area": 32.0, "bbox": [8, 4, 4, 8],
+         "segmentation": _rle(id_map == PANOPTIC_IDS["person 2"])},
+        {"id": 3, "image_id": 42, "category_id": 2, "iscrowd": 1, "area": 16.0, "bbox": [12, 8, 4, 4],
+         "segmentation": _uncompressed_rle(id_map == PANOPTIC_IDS["car crowd"])},
+    ]
+    (coco / "annotations" / "instances_val2017.json").write_text(json.dumps({
+        "images": [image], "annotations": instances,
+        "categories": [{"id": 1, "name": "person", "supercategory": "person"},
+                       {"id": 2, "name": "car", "supercategory": "vehicle"}]}))
+    return {"root": root, "image": image_rel, "id_map": id_map}

@@ -32,7 +32,9 @@ __all__ = [
     "SEG_START",
     "SEG_END",
     "DecodedGrid",
+    "Instance",
     "LabelMap",
+    "MAX_INSTANCES",
     "descriptor_form",
     "descriptor_shape",
     "foreground_spans",
@@ -43,6 +45,10 @@ __all__ = [
     "extract_descriptor",
     "grid_to_mask",
     "ids_to_labels",
+    "instance_label",
+    "instances_from_grid",
+    "label_spans",
+    "split_instance_label",
     "mask_to_grid",
     "parse_grid_size",
     "referring_mask",
@@ -682,7 +688,9 @@ class LabelMap:
         self.fallback_id = int(fallback_id)
         self.background = background
         self._ids: dict[str, int] = {}
+        self._spelling: dict[int, str] = {}
         for class_id, name in items:
+            self._spelling.setdefault(int(class_id), str(name))
             key = _norm_name(name)
             if key in self._ids and self._ids[key] != int(class_id):
                 raise ValueError(f"names: {name!r} (id {class_id}) duplicates id {self._ids[key]}")
@@ -701,6 +709,11 @@ class LabelMap:
     def lookup(self, name: str) -> int | None:
         """Id of ``name`` (normalised, synonyms applied), or None when unknown."""
         return self._ids.get(_norm_name(name))
+
+    def name(self, name: str) -> str:
+        """The listed spelling of a known ``name`` (the first class name of its id; ``name`` if unknown)."""
+        class_id = self.lookup(name)
+        return self._spelling.get(class_id, name) if class_id is not None else name
 
     def ids(self, grid_labels: np.ndarray) -> tuple[np.ndarray, list[str]]:
         """Map a label grid to ids.
@@ -802,3 +815,153 @@ def reencode_answer(answer: str, grid: int | str | Sequence[int], form: str = "r
                             rle=form == "rle")
     start = answer.find(SEG_START) + len(SEG_START)
     return answer[:start] + new + answer[start + len(descriptor) :]
+
+
+# ------------------------------------------------------------------------------------------ instances
+
+
+MAX_INSTANCES = 10  # most instances of one class an instance-aware answer labels ("person 1" .. "person 10")
+
+
+def instance_label(class_name: str, k: int) -> str:
+    """The descriptor label of instance ``k`` (1-based) of a class: ``"person 2"``."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"instance number {k!r}: expected an int >= 1")
+    return f"{sanitize_label(class_name)} {k}"
+
+
+def split_instance_label(label: str, classes: LabelMap | Sequence[str] | None = None,
+                         max_instances: int | None = None) -> tuple[str, int | None] | None:
+    """Read a label as ``(class, k)``: ``"person 2"`` -> ``("person", 2)``, a bare class name -> ``(name, None)``.
+
+    Args:
+        label: a descriptor label.
+        classes: the known class names (or a :class:`LabelMap`): the class part must be one of them
+            (case/space-insensitive; the returned name is the listed spelling); None: any text.
+        max_instances: a larger ``k`` is not an instance number (the label is then read whole).
+
+    Returns:
+        ``(class name, k or None)``, or None when the label names no known class.
+    """
+    label = " ".join(str(label).split())
+    table = classes if isinstance(classes, LabelMap) or classes is None else LabelMap(list(classes))
+    head, _, tail = label.rpartition(" ")
+    candidates: list[tuple[str, int | None]] = []
+    if head and tail.isascii() and tail.isdigit() and len(tail) <= _MAX_COUNT_DIGITS and int(tail) >= 1 and (
+            max_instances is None or int(tail) <= max_instances):
+        candidates.append((head, int(tail)))
+    candidates.append((label, None))  # a class whose name ends with a number ("t 2") reads whole
+    for name, k in candidates:
+        if table is None:
+            return (name, k) if name else None
+        if table.lookup(name) is not None and _norm_name(name) != _norm_name(table.background):
+            return table.name(name), k
+    return None
+
+
+@dataclass
+class Instance:
+    """One segment of an instance-aware answer.
+
+    Attributes:
+        label: the label as the model wrote it (``"person 2"``, or ``"sky"`` for a class label).
+        class_name: the listed class it names.
+        class_id: index of that class in the listed classes.
+        number: its instance number ``k``, None for a class label (stuff: one segment per class).
+        mask: (H0, W0) bool at the output size.
+        cells: grid cells it covers (>= 1).
+        score: confidence in (0, 1] from the label tokens' log-probabilities, None when not scored.
+    """
+
+    label: str
+    class_name: str
+    class_id: int
+    number: int | None
+    mask: np.ndarray
+    cells: int
+    score: float | None = None
+
+
+def instances_from_grid(
+    grid_labels: np.ndarray,
+    classes: Sequence[str],
+    out_hw: tuple[int, int],
+    mode: str = "nearest",
+    background: str = BACKGROUND,
+    max_instances: int | None = None,
+) -> tuple[list[Instance], list[str]]:
+    """Decode an instance-aware label grid into one mask per label.
+
+    ``"{class} {k}"`` labels are instances of a listed class; a bare class name is one segment of its class
+    (stuff in panoptic answers). Segments come in class order, then by number (class labels first). The
+    masks never overlap (they come from one grid).
+
+    Args:
+        grid_labels: (H, W) str labels (``DecodedGrid.labels``).
+        classes: the listed class names (class id = index).
+        out_hw: (H0, W0) mask size.
+        mode: ``"nearest"`` or ``"smooth"`` as in :func:`grid_to_mask`.
+        background: the background label.
+        max_instances: larger instance numbers are not read as numbers.
+
+    Returns:
+        ``(instances, unknown)``: the segments, and the sorted labels that name no listed class.
+    """
+    grid_labels = np.asarray(grid_labels, dtype=object)
+    if grid_labels.ndim != 2 or 0 in grid_labels.shape:
+        raise ValueError(f"grid_labels: expected a non-empty 2-D H x W array, got shape {grid_labels.shape}")
+    table = LabelMap(list(classes), background=background, background_id=-1)
+    values, inverse = np.unique(grid_labels.astype(str), return_inverse=True)
+    inverse = inverse.reshape(grid_labels.shape)
+    found: list[tuple[int, int, str, str, int | None]] = []
+    unknown: list[str] = []
+    for v, value in enumerate(values):
+        value = str(value).strip()
+        if _norm_name(value) == _norm_name(background):
+            continue
+        parsed = split_instance_label(value, table, max_instances)
+        if parsed is None:
+            unknown.append(value)
+            continue
+        name, k = parsed
+        found.append((int(table.lookup(name)), 0 if k is None else k, value, name, v))
+    found.sort()
+    out: list[Instance] = []
+    seen: dict[tuple[int, int], int] = {}
+    ids = np.zeros(grid_labels.shape, dtype=np.int64)
+    for class_id, k, value, name, v in found:
+        key = (class_id, k)  # "Person 1" and "person 1" are one instance
+        if key not in seen:
+            seen[key] = len(out) + 1
+            out.append(Instance(value, name, class_id, k or None, np.zeros(0, dtype=bool), 0))
+        ids[inverse == v] = seen[key]
+    if out:
+        full = _upsample_ids(ids, out_hw, mode)
+        cells = np.bincount(ids.ravel(), minlength=len(out) + 1)
+        for n, inst in enumerate(out, start=1):
+            inst.mask = full == n
+            inst.cells = int(cells[n])
+    return out, sorted(unknown)
+
+
+def label_spans(text: str) -> list[tuple[str, int, int]]:
+    """Character spans of the label text of every run/cell inside ``<seg>...</seg>`` (counts excluded).
+
+    Returns:
+        ``(label, start, end)`` per run in text order; ``text[start:end]`` is the label as written.
+    """
+    start = text.find(SEG_START)
+    if start < 0:
+        return []
+    start += len(SEG_START)
+    end = text.find(SEG_END, start)
+    end = len(text) if end < 0 else end
+    out = []
+    for match in re.finditer(r"[^|\s*](?:[^|\n*]*[^|\s*])?", text[start:end]):
+        token = match.group(0)
+        if token.isdigit() and text[start + match.start() - 1 : start + match.start()] in ("*", " "):
+            prefix = text[start:start + match.start()].rstrip()
+            if prefix.endswith("*"):
+                continue  # the count of a run
+        out.append((token, start + match.start(), start + match.end()))
+    return out

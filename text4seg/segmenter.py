@@ -19,7 +19,14 @@ from PIL import Image
 
 from text4seg.config import Text4SegConfig
 from text4seg.decoding.generation import GeneratedText, GenerationBackend
-from text4seg.descriptors import LabelMap, decode_descriptor, grid_to_mask, referring_mask
+from text4seg.descriptors import (
+    Instance,
+    LabelMap,
+    decode_descriptor,
+    grid_to_mask,
+    instances_from_grid,
+    referring_mask,
+)
 from text4seg.options import DecodingOptions, LoadOptions, split_options
 
 __all__ = ["SegmentationResult", "Segmenter"]
@@ -46,6 +53,9 @@ class SegmentationResult:
         forward_passes: decoder forward passes of its generation batch.
         prompt: the user-turn text sent to the model.
         form: descriptor form found (``"rle"``, ``"plain"`` or ``"empty"``).
+        instances: instance-aware requests (``instances=True``): one :class:`~text4seg.descriptors.Instance`
+            per label (``"person 2"``, or a class label such as ``"sky"``), with its mask and score; else None.
+            ``mask`` is then an int64 map: 0 = no segment, n = the n-th instance.
     """
 
     query: str
@@ -59,6 +69,7 @@ class SegmentationResult:
     prompt: str = ""
     form: str = ""
     extra: dict = field(default_factory=dict)
+    instances: list[Instance] | None = None
 
     @property
     def foreground_share(self) -> float:
@@ -142,6 +153,16 @@ class Segmenter:
 
         return semantic_question(list(class_names), family="all", template=0)
 
+    def instance_prompt(self, class_names: Sequence[str]) -> str:
+        """The instance-aware question listing ``class_names`` (template 0 of
+        :data:`text4seg.prompts.CONDITION_QUESTIONS`, as the instance builders ask it); the answer labels
+        instances ``"{class} {k}"`` and whole classes by name."""
+        if isinstance(class_names, str) or not class_names:
+            raise ValueError(f"classes: expected a non-empty list of class names, got {class_names!r}")
+        from text4seg.prompts import semantic_question
+
+        return semantic_question(list(class_names), family="condition", template=0)
+
     # ---- decoding
     def _result(
         self,
@@ -151,11 +172,22 @@ class Segmenter:
         out_hw: tuple[int, int],
         classes: Sequence[str] | None,
         upsample: str,
+        instances: bool = False,
     ) -> SegmentationResult:
         height, width = self.config.grid
         decoded = decode_descriptor(generated.text, height, width, background=self.config.background)
         repairs = list(decoded.repairs)  # an answer without descriptor says so here ("no descriptor found...")
-        if classes is None:
+        found = None
+        if instances:
+            from text4seg.decoding.labels import MAX_INSTANCES
+
+            found, unknown = instances_from_grid(decoded.labels, list(classes), out_hw, mode=upsample,
+                                                 background=self.config.background, max_instances=MAX_INSTANCES)
+            repairs.extend(f"unknown label {name!r}: no instance" for name in unknown)
+            mask = np.zeros(out_hw, dtype=np.int64)
+            for n, inst in enumerate(found, start=1):
+                mask[inst.mask] = n
+        elif classes is None:
             mask = referring_mask(decoded.labels, out_hw, mode=upsample, background=self.config.background)
         else:
             label_map = LabelMap(list(classes), background=self.config.background)
@@ -173,14 +205,21 @@ class Segmenter:
             forward_passes=generated.forward_passes,
             prompt=prompt,
             form=decoded.form,
+            instances=found,
         )
 
     def _requests(
-        self, query: str | Sequence[str] | None, instruction: str | None, classes: Sequence[str] | None
+        self, query: str | Sequence[str] | None, instruction: str | None, classes: Sequence[str] | None,
+        instances: bool = False,
     ) -> tuple[list[tuple[str, str]], bool]:
         given = sum(x is not None for x in (query, instruction, classes))
         if given != 1:
             raise ValueError("segment: give exactly one of query, instruction= or classes=")
+        if instances and classes is None:
+            raise ValueError("segment: instances=True needs classes=[...]")
+        if instances:
+            classes = list(classes)
+            return [(", ".join(classes), self.instance_prompt(classes))], True
         if instruction is not None:
             if not isinstance(instruction, str) or not instruction.strip():
                 raise ValueError(f"instruction: expected a non-empty string, got {instruction!r}")
@@ -203,6 +242,8 @@ class Segmenter:
         instruction: str | None = None,
         classes: Sequence[str] | None = None,
         upsample: str = "nearest",
+        instances: bool = False,
+        score_instances: bool = True,
     ) -> SegmentationResult | list[SegmentationResult]:
         """Segment one image.
 
@@ -214,12 +255,17 @@ class Segmenter:
                 of each class in ``classes`` (255 for labels that match none; background -> 255 unless
                 ``"others"`` is listed).
             upsample: grid -> pixel upsampling, ``"nearest"`` or ``"smooth"``.
+            instances: with ``classes``: ask the instance-aware question (:meth:`instance_prompt`) and decode
+                ``"{class} {k}"`` labels into ``result.instances``, one mask per instance.
+            score_instances: score each instance by its label tokens' mean log-probability (one teacher-forced
+                pass per answer, when the backend offers ``label_scores``): ``Instance.score = exp(mean)``.
 
         Returns:
             :class:`SegmentationResult` (a list for a list of queries); masks at the image's original size.
         """
         single = query is None or isinstance(query, str)
-        results = self.segment_many([(image, query)], instruction=instruction, classes=classes, upsample=upsample)
+        results = self.segment_many([(image, query)], instruction=instruction, classes=classes, upsample=upsample,
+                                    instances=instances, score_instances=score_instances)
         return results[0][0] if single else results[0]
 
     def segment_many(
@@ -229,6 +275,8 @@ class Segmenter:
         instruction: str | None = None,
         classes: Sequence[str] | None = None,
         upsample: str = "nearest",
+        instances: bool = False,
+        score_instances: bool = True,
     ) -> list[list[SegmentationResult]]:
         """Segment several images, each with its expressions; prompts of all images are generated in batches
         when the backend offers ``generate_batch``.
@@ -239,6 +287,7 @@ class Segmenter:
                 be a list of frames: context frames, then the frame the masks are about (a model trained with
                 context frames; answered with ``constrained`` decoding in the fast modes).
             upsample: ``"nearest"`` or ``"smooth"``.
+            instances, score_instances: instance-aware requests, as in :meth:`segment`.
 
         Returns:
             Per item, its results in query order.
@@ -257,7 +306,7 @@ class Segmenter:
                 loaded = loaded[0] if len(loaded) == 1 else loaded
             else:
                 loaded = load_image(image)
-            reqs, _ = self._requests(query, instruction, classes)
+            reqs, _ = self._requests(query, instruction, classes, instances)
             images.append(loaded)
             requests.append(reqs)
         flat_images = [images[i] for i, reqs in enumerate(requests) for _ in reqs]
@@ -277,10 +326,26 @@ class Segmenter:
             out_hw = (target.height, target.width)
             results = []
             for query, prompt in reqs:
-                results.append(self._result(query, prompt, generated[k], out_hw, classes, upsample))
+                results.append(self._result(query, prompt, generated[k], out_hw, classes, upsample, instances))
                 k += 1
             out.append(results)
+        if instances and score_instances and hasattr(self.backend, "label_scores"):
+            self._score_instances(images, out)
         return out
+
+    def _score_instances(self, images: list[Image.Image], results: list[list[SegmentationResult]]) -> None:
+        """Fill ``Instance.score`` = exp(mean log-probability of the label's tokens) (1 pass per answer)."""
+        import math
+
+        pending = [(image, res) for image, group in zip(images, results) for res in group if res.instances]
+        if not pending:
+            return
+        scores = self.backend.label_scores([image for image, _ in pending], [res.prompt for _, res in pending],
+                                           [res.text for _, res in pending])
+        for (_, res), by_label in zip(pending, scores):
+            for inst in res.instances:
+                value = by_label.get(" ".join(inst.label.split()))
+                inst.score = None if value is None else math.exp(value)
 
     def segment_video(self, frames: Sequence[Any], expression: str | None = None, **options: Any) -> Any:
         """Masks of ``expression`` (or ``instruction=``) through a video: per frame or keyframes + SAM2

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from fixtures_data import (
     make_ade20k_layout,
+    make_coco_panoptic_layout,
     make_cocostuff_layout,
     make_grefcoco_layout,
     make_pascal_context_layout,
@@ -68,6 +69,7 @@ def data_root(tmp_path_factory) -> Path:
     make_pascal_context_layout(root)
     make_pascal_voc_layout(root)
     make_cocostuff_layout(root)
+    make_coco_panoptic_layout(root)
     return root
 
 
@@ -446,6 +448,7 @@ def test_cli_runs_every_builder_on_its_fixture(data_root, tmp_path, capsys):
         "pascal_voc": ["--limit", "1"],
         "reasonseg": ["--question-index", "random", "--answer-template", "2"],
         "synthetic": ["--num-images", "3", "--image-size", "48", "--split", "val"],
+        "coco_panoptic": ["--split", "val", "--grid", "4"],
     }
     assert set(runs) | {"mix"} == set(BUILDERS) - set(VIDEO_BUILDERS)  # video builders: tests/video
     outputs = []

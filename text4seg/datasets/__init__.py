@@ -52,6 +52,10 @@ SEMANTIC_READERS: dict[str, tuple[str, str, str, dict]] = {
     name: ("text4seg.datasets.semantic", "read_semantic_dataset", "count_semantic_dataset", {"dataset": name})
     for name in ("ade20k", "pascal_context", "pascal_voc", "cocostuff")
 }
+SEMANTIC_READERS.update({
+    name: ("text4seg.datasets.large_vocab", "read_large_vocab", "count_large_vocab", {"dataset": name})
+    for name in ("ade847", "pc459")
+})
 
 # Video readers: one sample per referring expression; folders ref-youtube-vos/, ref-davis/, mevis/, ReVOS/,
 # synthetic-video/ under the data root.

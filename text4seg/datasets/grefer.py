@@ -61,6 +61,7 @@ def read_grefcoco(
     split_by: str = "unc",
     strict: bool = False,
     skips: SkipLog | None = None,
+    instances: bool = False,
 ) -> Iterator[ReferringSample]:
     """Iterate the refs of a gRefCOCO split lazily, grouped by image.
 
@@ -70,6 +71,7 @@ def read_grefcoco(
         split_by: only ``"unc"`` is published.
         strict: raise on a malformed ref/annotation instead of skipping it.
         skips: where skipped refs are counted by reason.
+        instances: also decode each target on its own into ``instance_masks`` (instance-labelled answers).
 
     Yields:
         One :class:`ReferringSample` per ref; ``mask`` is the ``(height, width)`` bool union of its targets,
@@ -86,10 +88,10 @@ def read_grefcoco(
         if ref["split"] == split:
             refs.append(ref)
     refs.sort(key=lambda r: (r["image_id"], r["ref_id"]))
-    instances = load_instances(root / "refer_seg" / "grefcoco" / "instances.json", _LAYOUT)
-    images = {img["id"]: img for img in instances["images"] if isinstance(img, dict) and "id" in img}
-    anns = {ann["id"]: ann for ann in instances["annotations"] if isinstance(ann, dict) and "id" in ann}
-    del instances
+    coco = load_instances(root / "refer_seg" / "grefcoco" / "instances.json", _LAYOUT)
+    images = {img["id"]: img for img in coco["images"] if isinstance(img, dict) and "id" in img}
+    anns = {ann["id"]: ann for ann in coco["annotations"] if isinstance(ann, dict) and "id" in ann}
+    del coco
     for ref in refs:
         sample_id = f"grefcoco_{split_by}_{split}_{ref['ref_id']}"
         image = images.get(ref["image_id"])
@@ -108,6 +110,7 @@ def read_grefcoco(
         elif not no_target and any(a not in anns for a in ann_ids):
             problem = "annotation id missing from instances.json"
         mask = None
+        parts = None
         if problem is None:
             height, width = int(image["height"]), int(image["width"])
             if no_target:
@@ -115,6 +118,8 @@ def read_grefcoco(
             else:
                 try:
                     mask = union_masks([anns[a].get("segmentation") for a in ann_ids], height, width)
+                    if instances:
+                        parts = [union_masks([anns[a].get("segmentation")], height, width) for a in ann_ids]
                 except ValueError as err:
                     problem = f"bad segmentation ({err})"
         if problem is not None:
@@ -129,6 +134,7 @@ def read_grefcoco(
             mask=mask,
             no_target=no_target,
             extra={"ref_id": ref["ref_id"], "ann_ids": ann_ids, "image_id": ref["image_id"]},
+            instance_masks=parts if instances else None,
         )
 
 

@@ -24,6 +24,8 @@ class ReferringSample:
         ignore: ``(height, width)`` bool pixels excluded from scoring (ReasonSeg), or None.
         is_sentence: ReasonSeg long-sentence query flag, None elsewhere.
         extra: dataset-specific fields (ref ids, annotation ids, shape attributes, ...), JSON-able.
+        instance_masks: one ``(height, width)`` bool mask per target, in annotation order, when the reader
+            was asked for them (gRefCOCO ``instances=True``); None otherwise.
     """
 
     id: str
@@ -36,6 +38,7 @@ class ReferringSample:
     ignore: np.ndarray | None = None
     is_sentence: bool | None = None
     extra: dict = field(default_factory=dict)
+    instance_masks: list[np.ndarray] | None = None
 
 
 @dataclass

@@ -40,6 +40,7 @@ from text4seg.datasets.samples import SemanticSample
 
 __all__ = [
     "IGNORE_ID",
+    "ignore_id",
     "SEMANTIC_DATASETS",
     "read_semantic_dataset",
     "count_semantic_dataset",
@@ -51,6 +52,11 @@ __all__ = [
 ]
 
 IGNORE_ID = 255
+
+
+def ignore_id(num_classes: int) -> int:
+    """The ignore id of a dataset with ``num_classes`` ids: 255, or 65535 when ids reach 255 (ADE-847, PC-459)."""
+    return IGNORE_ID if num_classes <= IGNORE_ID else 65535
 SEMANTIC_DATASETS = ("ade20k", "pascal_context", "pascal_voc", "cocostuff")
 
 

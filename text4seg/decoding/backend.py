@@ -125,6 +125,14 @@ class HFGenerationBackend:
 
         return descriptor_logprob(self.model, self.processor, self.config, self.render, images, prompts, answers)
 
+    def label_scores(self, images: Sequence[Image.Image], prompts: Sequence[str], answers: Sequence[str]
+                     ) -> list[dict[str, float]]:
+        """Per answer, label -> mean log-probability of its label tokens (:func:`~text4seg.decoding.confidence.
+        label_logprobs`)."""
+        from text4seg.decoding.confidence import label_logprobs
+
+        return label_logprobs(self.model, self.processor, self.config, self.render, images, prompts, answers)
+
     # ---- generation
     def generate(self, image: Image.Image, prompts: Sequence[str]) -> list[GeneratedText]:
         """Answer several prompts about one image (batched, left-padded)."""

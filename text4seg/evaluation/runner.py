@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from text4seg.datasets.semantic import IGNORE_ID
+from text4seg.datasets.semantic import ignore_id
 from text4seg.evaluation.lock import RunLock
 from text4seg.evaluation.records import SampleLog
 from text4seg.evaluation.scoring import Scorer, gt_box, referring_fields, semantic_fields
@@ -142,7 +142,7 @@ def _with_question(segmenter: Any, question_index: int | None, question_template
                                  semantic_template=ALL_CLASSES_QUESTIONS[question_index])
 
 
-def _label_map(dataset: str, class_names: list[str], background: str) -> Any:
+def _label_map(dataset: str, class_names: list[str], background: str, root: Path | None = None) -> Any:
     """Class name -> dataset id for semantic answers (dataset synonyms accepted, ``others`` -> its id)."""
     from text4seg.descriptors import LabelMap
 
@@ -152,8 +152,12 @@ def _label_map(dataset: str, class_names: list[str], background: str) -> Any:
         synonyms = class_synonyms(dataset)
     except (ValueError, KeyError):
         synonyms = {}
+    from text4seg.datasets.large_vocab import LARGE_VOCAB_DATASETS, large_vocab_class_names
+
+    if dataset in LARGE_VOCAB_DATASETS and root is not None:
+        synonyms = large_vocab_class_names(root, dataset)[1]
     synonyms = {alias: name for alias, name in synonyms.items() if name in class_names}
-    return LabelMap(class_names, synonyms=synonyms, background=background, fallback_id=IGNORE_ID)
+    return LabelMap(class_names, synonyms=synonyms, background=background, fallback_id=ignore_id(len(class_names)))
 
 
 # ------------------------------------------------------------------------------------------ evaluate
@@ -243,6 +247,10 @@ def evaluate(
     """
     spec = task_spec(task)
     dataset = resolve_dataset(spec, dataset)
+    if spec.kind in ("panoptic", "instance"):
+        return _evaluate_instances(spec, dataset, model, adapter, data_root=data_root, split=split, limit=limit,
+                                   out=out, load=load, decoding=decoding, segmenter=segmenter, device=device,
+                                   progress=progress, refiner=refiner, world_size=world_size)
     split = resolve_split(spec, dataset, split)
     root = Path(data_root)
     if limit is not None and int(limit) < 0:
@@ -327,7 +335,8 @@ def evaluate(
             out=out,
             save_vis=int(save_vis),
             class_names=class_names,
-            label_map=None if class_names is None else _label_map(dataset, class_names, segmenter.config.background),
+            label_map=None if class_names is None else _label_map(dataset, class_names, segmenter.config.background,
+                                                                  root),
             expressions=expressions,
         )
         log = SampleLog(samples_file(out, rank, world))
@@ -345,6 +354,23 @@ def evaluate(
             if rank == 0:
                 return merge_shards(out, world)
         return None
+
+
+def _evaluate_instances(spec: TaskSpec, dataset: str, model: Any, adapter: Any, *, refiner: Any, world_size: Any,
+                        decoding: Any, **options: Any) -> dict:
+    """``panoptic`` / ``instance``: :func:`text4seg.evaluation.instances.evaluate_instances` (one process, no
+    refiner)."""
+    from text4seg.evaluation.instances import evaluate_instances
+
+    if dataset not in (spec.default_dataset, "coco"):
+        raise ValueError(f"task {spec.name}: dataset {dataset!r}; only COCO ({spec.default_dataset}) is read")
+    if refiner not in (None, "none"):
+        raise ValueError(f"task {spec.name}: --refiner is not supported (instances are scored coarse)")
+    if world_size not in (None, 1):
+        raise ValueError(f"task {spec.name}: runs in one process (world_size 1)")
+    if decoding is None or isinstance(decoding, str):
+        decoding = DecodingOptions() if decoding is None else DecodingOptions(decoding=decoding)
+    return evaluate_instances(spec, model, adapter, decoding=decoding, **options)
 
 
 @dataclass
@@ -452,12 +478,13 @@ class _Run:
             pred = grid_to_mask(result.grid, self.label_map, tuple(result.mask.shape))
             _check_shape(pred, gt, sample)
             _, unknown = self.label_map.ids(result.grid)
-            record["repairs"] += [f"unknown class {name!r}: id {IGNORE_ID}" for name in unknown]
+            ignored = ignore_id(len(self.class_names))
+            record["repairs"] += [f"unknown class {name!r}: id {ignored}" for name in unknown]
             num_classes = len(self.class_names)
             record.update(semantic_fields(pred, gt, num_classes))
             masks["coarse"] = pred
             if self.refiner is not None:
-                present = [int(c) for c in np.unique(pred) if c not in (0, IGNORE_ID)]
+                present = [int(c) for c in np.unique(pred) if c not in (0, ignored)]
                 fine = self.refiner.refine_labels(pred, present).label_map
                 record.update(semantic_fields(fine, gt, num_classes, suffix="_refined"))
                 masks["refined"] = fine

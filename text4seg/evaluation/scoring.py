@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from text4seg.datasets.semantic import IGNORE_ID
+from text4seg.datasets.semantic import ignore_id
 from text4seg.evaluation.tasks import COLUMN_TITLES, TaskSpec
 from text4seg.metrics import GroupedMeter, RECMeter, ReferSegMeter, SemanticSegMeter, box_from_mask
 
@@ -89,12 +89,12 @@ def _confusion_triples(pred: np.ndarray, gt: np.ndarray, num_classes: int) -> li
     """Non-zero confusion entries ``[gt_id, pred_id, pixels]`` (pred_id ``num_classes`` = not a class id)."""
     g = np.asarray(gt, dtype=np.int64).ravel()
     p = np.asarray(pred, dtype=np.int64).ravel()
-    valid = g != IGNORE_ID
+    valid = g != ignore_id(num_classes)
     g, p = g[valid], p[valid]
     bad = (g < 0) | (g >= num_classes)
     if bad.any():
         raise ValueError(f"ground truth holds {int(g[bad][0])}, not a class id in [0, {num_classes}) "
-                         f"nor {IGNORE_ID}")
+                         f"nor {ignore_id(num_classes)}")
     p = np.where((p < 0) | (p >= num_classes), num_classes, p)
     cols = num_classes + 1
     counts = np.bincount(g * cols + p, minlength=num_classes * cols)
@@ -108,7 +108,7 @@ def semantic_fields(pred: np.ndarray, gt: np.ndarray, num_classes: int, backgrou
 
     Args:
         pred: ``(H, W)`` int predicted class ids (values outside ``[0, num_classes)`` count as wrong).
-        gt: ``(H, W)`` int ground-truth ids in ``[0, num_classes)`` or 255 (ignored).
+        gt: ``(H, W)`` int ground-truth ids in ``[0, num_classes)`` or the ignore id (255; 65535 past 255 classes).
         num_classes: number of class ids.
         background_id: class left out of the mean (``"others"``), or None.
         suffix: appended to every key.
@@ -120,7 +120,7 @@ def semantic_fields(pred: np.ndarray, gt: np.ndarray, num_classes: int, backgrou
     gt = np.asarray(gt)
     if pred.shape != gt.shape:
         raise ValueError(f"prediction has shape {pred.shape}, ground truth {gt.shape}")
-    meter = SemanticSegMeter(num_classes, IGNORE_ID, background_id)
+    meter = SemanticSegMeter(num_classes, ignore_id(num_classes), background_id)
     meter.update(pred, gt)
     return {f"iou{suffix}": meter.compute()["miou"], f"confusion{suffix}": _confusion_triples(pred, gt, num_classes)}
 
@@ -216,7 +216,7 @@ class Scorer:
         return self
 
     def _semantic_meter(self, kind: str) -> SemanticSegMeter:
-        meter = SemanticSegMeter(len(self.class_names), IGNORE_ID, self.background_id)
+        meter = SemanticSegMeter(len(self.class_names), ignore_id(len(self.class_names)), self.background_id)
         state = meter.state_dict()
         state["confusion"] = self._confusion[kind]
         state["samples"] = self.samples

@@ -14,7 +14,8 @@ class TaskSpec:
 
     Attributes:
         name: task name on the command line.
-        kind: ``"referring"`` (one binary mask per expression), ``"semantic"`` (one label map per image) or
+        kind: ``"referring"`` (one binary mask per expression), ``"semantic"`` (one label map per image),
+            ``"panoptic"`` / ``"instance"`` (instance-aware answers, :mod:`text4seg.evaluation.instances`) or
             ``"video"`` (one binary mask per frame of a video and expression; :mod:`text4seg.evaluation.video`).
         default_dataset: dataset used when ``--dataset`` is not given.
         datasets: the benchmark datasets of the task (others registered in the readers are accepted too).
@@ -51,6 +52,10 @@ TASKS: dict[str, TaskSpec] = {
                      ("j", "f", "jf"), columns=("jf", "j", "f")),
     "reasonvos": TaskSpec("reasonvos", "video", "revos", ("revos",), ("j", "f", "jf", "a", "r"),
                           columns=("jf", "j", "f", "a", "r")),
+    "panoptic": TaskSpec("panoptic", "panoptic", "coco_panoptic", ("coco_panoptic",), (),
+                         columns=("pq", "sq", "rq", "pq_th", "sq_th", "rq_th", "pq_st", "sq_st", "rq_st")),
+    "instance": TaskSpec("instance", "instance", "coco_instances", ("coco_instances",), (),
+                         columns=("ap", "ap50", "ap75")),
 }
 
 # Split evaluated when --split is not given: image tasks "val"; video datasets their scored split.
@@ -76,6 +81,10 @@ COLUMN_TITLES: dict[str, str] = {
     "f": "F",
     "a": "A",
     "r": "R",
+    **{f"{m}{g}": f"{m.upper()}{t}" for m in ("pq", "sq", "rq") for g, t in (("", ""), ("_th", "th"), ("_st", "st"))},
+    "ap": "AP",
+    "ap50": "AP50",
+    "ap75": "AP75",
 }
 
 # Names the papers use -> reader names.
@@ -85,6 +94,9 @@ DATASET_ALIASES: dict[str, str] = {
     "pc-59": "pascal_context",
     "pc59": "pascal_context",
     "voc-20": "pascal_voc",
+    "ade-847": "ade847",
+    "a-847": "ade847",
+    "pc-459": "pc459",
     "voc20": "pascal_voc",
     "gref": "grefcoco",
     "reason_seg": "reasonseg",
@@ -93,6 +105,7 @@ DATASET_ALIASES: dict[str, str] = {
     "ref-davis": "ref-davis17",
     "refdavis17": "ref-davis17",
     "reason-vos": "revos",
+    "coco": "coco",
 }
 
 

@@ -23,6 +23,7 @@ from text4seg.datasets.samples import ReferringSample
 from text4seg.descriptors import (
     binary_grid_labels,
     encode_descriptor,
+    ids_to_labels,
     mask_to_grid,
     parse_grid_size,
     sanitize_label,
@@ -52,8 +53,9 @@ def safe_text(text: str) -> str:
 class _Ref:
     sample: ReferringSample
     expressions: list[str]
-    grid: np.ndarray  # (H, W) int64, 1 = target
+    grid: np.ndarray  # (H, W) int64, 1 = target; with instance labels k = the k-th target (later over earlier)
     empty: bool
+    instances: bool = False
 
 
 def _check_recipe(rounds: int, repeat: int, downsample: str, limit: int | None) -> None:
@@ -95,7 +97,8 @@ def _by_image(samples: Iterable[ReferringSample]) -> Iterator[list[ReferringSamp
 
 
 def _prepare(
-    sample: ReferringSample, grid_hw: tuple[int, int], downsample: str, summary: BuildSummary
+    sample: ReferringSample, grid_hw: tuple[int, int], downsample: str, summary: BuildSummary,
+    instance_labels: bool = False,
 ) -> _Ref | None:
     expressions = []
     for text in sample.expressions:
@@ -107,9 +110,25 @@ def _prepare(
     if not expressions:
         summary.skips.add("no usable expression", sample.id)
         return None
-    grid = mask_to_grid(sample.mask, grid_hw[0], grid_hw[1], mode=downsample)
+    if instance_labels and sample.instance_masks is None and not sample.no_target:
+        raise ValueError(f"sample {sample.id}: instance labels need per-target masks (read with instances=True)")
+    if instance_labels and not sample.no_target:
+        painted = np.zeros((sample.height, sample.width), dtype=np.int64)
+        for k, part in enumerate(sample.instance_masks, start=1):
+            painted[np.asarray(part, dtype=bool)] = k
+        grid = mask_to_grid(painted, grid_hw[0], grid_hw[1], mode=downsample)
+    else:
+        grid = mask_to_grid(sample.mask, grid_hw[0], grid_hw[1], mode=downsample)
     empty = bool(sample.no_target) or not grid.any()
-    return _Ref(sample, expressions, grid, empty)
+    return _Ref(sample, expressions, grid, empty, instance_labels)
+
+
+def _grid_labels(ref: _Ref, label: str) -> np.ndarray:
+    if not ref.instances:
+        return binary_grid_labels(ref.grid, label)
+    # instances renumbered 1..n in annotation order among those that survive the grid
+    present = [int(v) for v in np.unique(ref.grid) if v != 0]
+    return ids_to_labels(ref.grid, {v: f"{label} {k}" for k, v in enumerate(present, start=1)})
 
 
 def referring_items(
@@ -129,6 +148,7 @@ def referring_items(
     expressions: str = "random",
     shuffle: bool = False,
     limit: int | None = None,
+    instance_labels: bool = False,
 ) -> Iterator[dict]:
     """Turn referring samples (grouped by image, as the readers yield them) into conversation items.
 
@@ -151,6 +171,8 @@ def referring_items(
         expressions: ``"random"`` (a seeded choice among the ref's sentences) or ``"first"``.
         shuffle: yield the items in a seeded random order (held in memory) instead of reader order.
         limit: only the first ``limit`` images.
+        instance_labels: label each target on its own, ``"{label} {k}"`` (k = 1, 2, ... in annotation order),
+            so a multi-target answer gives one instance per target; samples need ``instance_masks``.
 
     Yields:
         Items ``{"id", "image", "height", "width", "conversations"}`` (image size in pixels).
@@ -170,7 +192,8 @@ def referring_items(
         if not fixed_label:
             raise ValueError(f"fg_label {fg_label!r} is empty after removing descriptor separators")
     items = _referring_items(samples, summary, grid_hw, downsample, rle, fixed_label, rounds, repeat, seed,
-                             question_index, answer_index, question_template, answer_sentence, expressions, limit)
+                             question_index, answer_index, question_template, answer_sentence, expressions, limit,
+                             instance_labels)
     if not shuffle:
         return items
     return _shuffled(items, seed)
@@ -183,19 +206,21 @@ def _shuffled(items: Iterator[dict], seed: int) -> Iterator[dict]:
 
 
 def _referring_items(samples, summary, grid_hw, downsample, rle, fixed_label, rounds, repeat, seed, question_index,
-                     answer_index, question_template, answer_sentence, expressions, limit) -> Iterator[dict]:
+                     answer_index, question_template, answer_sentence, expressions, limit,
+                     instance_labels=False) -> Iterator[dict]:
     rng = random.Random(seed)
     for n, group in enumerate(_by_image(samples)):
         if limit is not None and n >= limit:
             break
-        refs = [ref for ref in (_prepare(s, grid_hw, downsample, summary) for s in group) if ref is not None]
+        refs = [ref for ref in (_prepare(s, grid_hw, downsample, summary, instance_labels) for s in group)
+                if ref is not None]
         for r in range(repeat):
             for first in refs:
                 qa = []
                 for turn in range(rounds):
                     ref = first if turn == 0 else rng.choice(refs)
                     expression = rng.choice(ref.expressions) if expressions == "random" else ref.expressions[0]
-                    labels = binary_grid_labels(ref.grid, fixed_label or expression)
+                    labels = _grid_labels(ref, fixed_label or expression)
                     descriptor = encode_descriptor(labels, rle=rle)
                     if question_template is not None:
                         question = question_template.format(expression=expression)
