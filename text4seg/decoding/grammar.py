@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 
 from text4seg.descriptors import BACKGROUND, SEG_END, SEG_START, sanitize_label
 
-__all__ = ["DescriptorGrammar", "SEG_OPEN", "LEAD", "LABEL", "COUNT", "BAR", "ROWSEP", "CLOSE", "DONE"]
+__all__ = ["DescriptorGrammar", "utf8_lead", "utf8_next", "SEG_OPEN", "LEAD", "LABEL", "COUNT", "BAR", "ROWSEP", "CLOSE", "DONE"]
 
 # phases
 SEG_OPEN, LEAD, LABEL, COUNT, BAR, ROWSEP, CLOSE, DONE = range(8)
@@ -33,6 +33,46 @@ _DIGITS = frozenset(range(0x30, 0x3A))
 _OPEN_FORBIDDEN = frozenset([_BAR, _STAR, _NL, 0x0D, ord("<"), 0x7F, *range(0x20)])
 _SEG_OPEN_BYTES = SEG_START.encode()
 _SEG_END_BYTES = SEG_END.encode()
+
+
+# UTF-8 as Python decodes it (no overlong forms, no surrogates, nothing above U+10FFFF): the state after a lead
+# byte is a code 1..7 of what must follow; code -> (allowed range of the next byte, code after it, bytes left)
+_UTF8_NEXT = {1: (0x80, 0xBF, 0), 2: (0x80, 0xBF, 1), 3: (0x80, 0xBF, 2), 4: (0xA0, 0xBF, 1),
+              5: (0x80, 0x9F, 1), 6: (0x90, 0xBF, 2), 7: (0x80, 0x8F, 2)}
+_UTF8_LEFT = {0: 0, 1: 1, 2: 2, 3: 3, 4: 2, 5: 2, 6: 3, 7: 3}
+
+
+def utf8_lead(byte: int) -> int | None:
+    """The UTF-8 state after ``byte`` starts a character (0 for ASCII), or None when ``byte`` cannot start one
+    (a continuation byte, an overlong lead 0xC0/0xC1, or 0xF5 and above)."""
+    if byte < 0x80:
+        return 0
+    if 0xC2 <= byte <= 0xDF:
+        return 1
+    if byte == 0xE0:
+        return 4
+    if byte == 0xED:
+        return 5
+    if 0xE1 <= byte <= 0xEF:
+        return 2
+    if byte == 0xF0:
+        return 6
+    if 0xF1 <= byte <= 0xF3:
+        return 3
+    if byte == 0xF4:
+        return 7
+    return None
+
+
+def utf8_next(state: int, byte: int) -> int | None:
+    """The UTF-8 state after continuation ``byte`` in ``state`` (1..7), or None when it is not allowed there."""
+    low, high, after = _UTF8_NEXT[state]
+    return after if low <= byte <= high else None
+
+
+def utf8_left(state: int) -> int:
+    """Continuation bytes still needed in UTF-8 ``state``."""
+    return _UTF8_LEFT[state]
 
 
 class _LabelTrie:
@@ -204,8 +244,13 @@ class DescriptorGrammar:
             if not self.rle and trie.terminal[x] >= 0:
                 return self._plain_cell_end(row, used, trie.terminal[x], byte)
             return None
-        # open label: x = 2 * bytes + pending_space
-        length, space = x >> 1, x & 1
+        # open label: x = (bytes << 4) | (UTF-8 state << 1) | pending_space
+        length, pending, space = x >> 4, (x >> 1) & 7, x & 1
+        if pending:  # inside a multi-byte character: only its continuation bytes
+            after = utf8_next(pending, byte)
+            if after is None:
+                return None
+            return (LABEL, row, used, prev, ((length + 1) << 4) | (after << 1))
         if byte == _SPACE:
             if space or length == 0 or (not self.rle and length + 2 > self.max_label_bytes):
                 return None  # (plain: a space must be followed by one more label byte)
@@ -218,11 +263,14 @@ class DescriptorGrammar:
             return self._plain_cell_end(row, used, -1, byte)
         if byte in _OPEN_FORBIDDEN or (length == 0 and byte > 0x7E):
             return None  # an ASCII first byte: never a label that strips to nothing
+        follow = utf8_lead(byte)
+        if follow is None:
+            return None  # not the first byte of a UTF-8 character: labels stay valid UTF-8
         length += 2 if space else 1
-        # keep room for the separator: the longest label is max_label_bytes
-        if length > self.max_label_bytes:
+        # keep room for the separator and the rest of the character: the longest label is max_label_bytes
+        if length + utf8_left(follow) > self.max_label_bytes:
             return None
-        return (LABEL, row, used, prev, length << 1)
+        return (LABEL, row, used, prev, (length << 4) | (follow << 1))
 
     def _plain_cell_end(self, row: int, used: int, label: int, byte: int) -> tuple | None:
         if byte == _BAR:
@@ -285,11 +333,11 @@ class DescriptorGrammar:
         if not self.rle:
             remaining = min(remaining, horizon)
             prev = -1
-        if self.open and phase == LABEL and x >> 1:
+        if self.open and phase == LABEL and x >> 4:
             # an open label's length only matters near the length cap
-            length = x >> 1
+            length = x >> 4
             if length < self.max_label_bytes - horizon:
-                x = (1 << 1) | (x & 1)
+                x = (1 << 4) | (x & 0b1111)
         return (phase, rows_left, remaining, prev, x)
 
     @staticmethod

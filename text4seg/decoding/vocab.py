@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from text4seg.decoding.grammar import DONE, SEG_OPEN, DescriptorGrammar
+from text4seg.decoding.grammar import DONE, SEG_OPEN, DescriptorGrammar, utf8_lead, utf8_next
 
 __all__ = ["TokenVocab", "Allowed", "TokenConstraint", "token_vocab", "token_constraint"]
 
@@ -220,15 +220,29 @@ class TokenConstraint:
         """The state before the first generated token."""
         if self.max_preamble_tokens == 0:
             return (SEG, self.grammar.start(with_seg_tag=True))
-        return (FREE, 0, 0)
+        return (FREE, 0, 0, 0)
 
     def max_tokens(self) -> int:
-        """Upper bound on the tokens of any answer this constraint accepts (each descriptor token has >= 1 byte)."""
-        return self.max_preamble_tokens + self.grammar.max_bytes() + 1
+        """Upper bound on the tokens of any answer this constraint accepts (each descriptor token has >= 1 byte;
+        the free text may run 3 tokens over its budget to finish a UTF-8 character)."""
+        return self.max_preamble_tokens + 3 + self.grammar.max_bytes() + 1
 
-    def _free_bytes(self, k: int, n: int, data: bytes) -> tuple | None:
-        """Feed ``data`` to the free-text state; switch to the grammar once ``<seg>`` is complete."""
+    def _free_bytes(self, k: int, n: int, data: bytes, pending: int = 0) -> tuple | None:
+        """Feed ``data`` to the free-text state; switch to the grammar once ``<seg>`` is complete. The free text
+        stays valid UTF-8 (``pending``: continuation bytes its last character still needs), so byte-fallback
+        tokens never leave half a character that would swallow the ``<`` of ``<seg>`` when decoded."""
         for i, byte in enumerate(data):
+            if pending:
+                pending = utf8_next(pending, byte)
+                if pending is None:
+                    return None
+                continue
+            follow = utf8_lead(byte)
+            if follow is None:
+                return None
+            if follow:
+                pending, k = follow, 0
+                continue
             if byte == _SEG[k]:
                 k += 1
                 if k == len(_SEG):
@@ -238,9 +252,9 @@ class TokenConstraint:
                     return (END,) if self.grammar.is_done(g) else (SEG, g)
             else:
                 k = 1 if byte == _SEG[0] else 0
-        if n + 1 >= self.max_preamble_tokens:
+        if n + 1 >= self.max_preamble_tokens and not pending:
             return (SEG, (SEG_OPEN, 0, 0, -1, k))  # k bytes of "<seg>" already matched
-        return (FREE, k, n + 1)
+        return (FREE, k, n + 1, pending)
 
     def advance(self, state: tuple, token: int) -> tuple | None:
         """The state after ``token``, or None when the token is not allowed in ``state``."""
@@ -255,7 +269,7 @@ class TokenConstraint:
         if not data:
             return None
         if kind == FREE:
-            return self._free_bytes(state[1], state[2], data)
+            return self._free_bytes(state[1], state[2], data, state[3])
         # queries of one image and batch rows revisit the same states with the same tokens
         memo = (state[1], token)
         if memo in self._advanced:
@@ -272,7 +286,7 @@ class TokenConstraint:
         if state[0] == SEG:
             return self.grammar.cache_key(state[1], self.vocab.horizon)
         if state[0] == FREE:
-            return (FREE, state[1])
+            return (FREE, state[1], state[3])
         return (state[0],)
 
     def position(self, state: tuple) -> tuple[int, tuple] | None:
@@ -293,7 +307,7 @@ class TokenConstraint:
             if state[0] == SEG:
                 ids = self._walk(state[1])
             elif state[0] == FREE:
-                ids = self._free_allowed(state[1])
+                ids = self._free_allowed(state[1], state[3])
             else:
                 ids = list(self.vocab.eos_ids)
             if not ids:
@@ -323,7 +337,7 @@ class TokenConstraint:
                     stack.append((child, nxt))
         return out
 
-    def _free_allowed(self, k: int) -> list[int]:
+    def _free_allowed(self, k: int, pending: int = 0) -> list[int]:
         # Only tokens that could complete "<seg>" need a check: those holding "<" or, mid-tag, starting with
         # the next tag byte.
         eos = self.eos
@@ -332,7 +346,8 @@ class TokenConstraint:
             if token_id in eos:
                 continue
             data = self.vocab.token_bytes[token_id]
-            if (b"<" in data or (k and data[0] == _SEG[k])) and self._free_bytes(k, 0, data) is None:
+            needs_check = pending or b"<" in data or (k and data[0] == _SEG[k]) or (data and max(data) >= 0x80)
+            if needs_check and self._free_bytes(k, 0, data, pending) is None:
                 continue
             out.append(token_id)
         return out
