@@ -94,31 +94,37 @@ def original(tmp_path_factory):
     return ckpt, tower, weights, clip
 
 
-def _reference_tokens(ckpt: Path, weights, clip, image: Image.Image, expression: str, steps: int) -> list[int]:
-    """The original inference, reimplemented: conversation, tokenizer_image_token, PIL bilinear stretch, CLIP
-    layer -2 without CLS in fp32, mlp2x_gelu, greedy."""
+def _reference_tokens(ckpt: Path, weights, clip, image: Image.Image, expression: str, steps: int,
+                      half: bool = False) -> list[int]:
+    """The original inference, reimplemented: conversation (commas removed from the expression),
+    tokenizer_image_token, PIL bilinear stretch, CLIP layer -2 without CLS in fp32, mlp2x_gelu, greedy. ``half``:
+    as the original in fp16: pixel values cast to fp16, CLIP in fp32, features cast to fp16 at the projector,
+    projector and language model in fp16."""
     import sentencepiece as spm
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from text4seg.modeling.convert import REFERENCE_SYSTEM_PROMPT
 
     sp = spm.SentencePieceProcessor(model_file=str(ckpt / "tokenizer.model"))
-    question = f"Please segment only the {expression} in the image."
+    question = f"Please segment only the {expression.replace(',', '')} in the image."
     prompt = f"{REFERENCE_SYSTEM_PROMPT} USER: <image>\n{question} ASSISTANT:"
     before, after = prompt.split("<image>")
     ids_before, ids_after = [1, *sp.encode(before)], sp.encode(after)
     pixels = np.asarray(image.convert("RGB").resize((SIDE, SIDE), Image.BILINEAR), dtype=np.float64) / 255.0
     pixels = torch.tensor(((pixels - MEAN) / STD).transpose(2, 0, 1)[None], dtype=torch.float32)
+    lm = torch.float16 if half else torch.float32
+    pixels = pixels.to(lm).to(torch.float32)  # images.to(fp16), then CLIPVisionTower casts to its fp32
+    w = {k: v.to(lm) for k, v in weights.items() if k.startswith("model.mm_projector.")}
     with torch.no_grad():
-        hidden = clip.vision_model(pixel_values=pixels, output_hidden_states=True).hidden_states[-2][:, 1:]
-        h = torch.nn.functional.linear(hidden, weights["model.mm_projector.0.weight"],
-                                       weights["model.mm_projector.0.bias"])
-        feats = torch.nn.functional.linear(torch.nn.functional.gelu(h), weights["model.mm_projector.2.weight"],
-                                           weights["model.mm_projector.2.bias"])[0]
+        hidden = clip.float().vision_model(pixel_values=pixels, output_hidden_states=True).hidden_states[-2][:, 1:]
+        hidden = hidden.to(lm)
+        h = torch.nn.functional.linear(hidden, w["model.mm_projector.0.weight"], w["model.mm_projector.0.bias"])
+        feats = torch.nn.functional.linear(torch.nn.functional.gelu(h), w["model.mm_projector.2.weight"],
+                                           w["model.mm_projector.2.bias"])[0]
         llama = LlamaForCausalLM(LlamaConfig(vocab_size=sp.get_piece_size(), **LLAMA))
         llama.load_state_dict({k: v for k, v in weights.items() if not k.startswith("model.mm_")
                                and not k.startswith("model.vision_tower")}, strict=False)
-        llama.eval()
+        llama.to(lm).eval()
         embed = llama.get_input_embeddings()
         embeds = torch.cat([embed(torch.tensor(ids_before)), feats, embed(torch.tensor(ids_after))])[None]
         out: list[int] = []
@@ -223,3 +229,38 @@ def test_convert_cli_writes_once_unless_forced(original, tmp_path, capsys):
     assert json.loads((out / "text4seg_config.json").read_text())["grid"] == [24, 24]
     assert main(argv) == 1 and "already exists" in capsys.readouterr().err
     assert main([*argv, "--force"]) == 0
+
+
+def test_reference_profile_keeps_clip_fp32_beside_an_fp16_language_model(original, tmp_path):
+    """--dtype float16 on a converted checkpoint: CLIP in fp32 with its exact weights, projector and language model
+    in fp16, and the answer of the original's mixed precision (same stack: fp16 matmuls on this CPU)."""
+    from text4seg.decoding import HFGenerationBackend
+    from text4seg.decoding.hf import generate_plain
+    from text4seg.modeling import load_model
+    from text4seg.modeling.convert import convert_text4seg_llava
+    from text4seg.segmenter import Segmenter
+
+    ckpt, tower, weights, clip = original
+    out = tmp_path / "converted"
+    convert_text4seg_llava(ckpt, out, vision_tower=tower)
+    loaded = load_model(out, device="cpu", dtype="float16")
+    assert loaded.dtype == torch.float16
+    inner = loaded.model.model
+    assert {p.dtype for p in inner.vision_tower.parameters()} == {torch.float32}
+    assert {p.dtype for p in inner.multi_modal_projector.parameters()} == {torch.float16}
+    assert {p.dtype for p in inner.language_model.parameters()} == {torch.float16}
+    assert loaded.model.lm_head.weight.dtype == torch.float16
+    # the tower's fp32 values themselves, read again from the files (not fp16 values up-cast)
+    key = "vision_model.encoder.layers.0.self_attn.q_proj.weight"
+    assert torch.equal(inner.vision_tower.encoder.layers[0].self_attn.q_proj.weight, clip.state_dict()[key])
+
+    segmenter = Segmenter(HFGenerationBackend(loaded.model, loaded.processor, loaded.config, decoding="plain",
+                                              max_new_tokens=12), loaded.config)
+    image = Image.fromarray(np.random.default_rng(5).integers(0, 256, (40, 52, 3), dtype=np.uint8))
+    expected = _reference_tokens(ckpt, weights, clip, image, "red circle", 12, half=True)
+    [(ids, _)] = generate_plain(loaded.model, loaded.processor, loaded.config, [image],
+                                [segmenter.referring_prompt("red circle")], segmenter.backend.render, 12)
+    assert len(ids) == 12 and ids == expected
+    fast = segmenter.backend.decoder.generate_ids([image], [segmenter.referring_prompt("red circle")],
+                                                  mode="fast-unconstrained", max_new_tokens=12)
+    assert fast[0][0] == expected
