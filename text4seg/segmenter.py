@@ -127,9 +127,12 @@ class Segmenter:
 
     # ---- prompts
     def referring_prompt(self, expression: str) -> str:
-        """The config's question template filled with ``expression``."""
+        """The config's question template filled with ``expression``; with the ``reference`` profile (a converted
+        official checkpoint) the expression's commas are removed first, as the original evaluation does."""
         if not isinstance(expression, str) or not expression.strip():
             raise ValueError(f"query: expected a non-empty expression, got {expression!r}")
+        if self.config.profile == "reference":
+            expression = expression.replace(",", "")
         return self.config.question_template.format(expression=expression)
 
     def semantic_prompt(self, class_names: Sequence[str]) -> str:

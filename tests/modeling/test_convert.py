@@ -166,7 +166,10 @@ def test_converted_checkpoint_answers_as_the_original(original, tmp_path, caplog
     assert loaded.model.generation_config.suppress_tokens == list(range(vocab, loaded.model.config.text_config.vocab_size))
     segmenter = Segmenter(HFGenerationBackend(loaded.model, loaded.processor, config, decoding="plain"), config)
     rng = np.random.default_rng(3)
-    for k, expression in enumerate(["red circle", "the blue square on the left"]):
+    # the original removes the expression's commas: "the blue square, on the left" is asked without them
+    assert segmenter.referring_prompt("the blue square, on the left") == (
+        "Please segment only the the blue square on the left in the image.")
+    for k, expression in enumerate(["red circle", "the blue square, on the left"]):
         image = Image.fromarray(rng.integers(0, 256, (37 + 20 * k, 61, 3), dtype=np.uint8))
         prompt = segmenter.referring_prompt(expression)
         render = segmenter.backend.render
