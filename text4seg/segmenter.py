@@ -46,6 +46,8 @@ class SegmentationResult:
         forward_passes: decoder forward passes of its generation batch.
         prompt: the user-turn text sent to the model.
         form: descriptor form found (``"rle"``, ``"plain"`` or ``"empty"``).
+        token_ids: the answer's token ids (empty when the backend does not give them); pass the result as
+            ``previous=`` to :meth:`Segmenter.segment_many` for temporal drafts.
     """
 
     query: str
@@ -59,6 +61,7 @@ class SegmentationResult:
     prompt: str = ""
     form: str = ""
     extra: dict = field(default_factory=dict)
+    token_ids: tuple[int, ...] = ()
 
     @property
     def foreground_share(self) -> float:
@@ -176,6 +179,7 @@ class Segmenter:
             forward_passes=generated.forward_passes,
             prompt=prompt,
             form=decoded.form,
+            token_ids=tuple(getattr(generated, "ids", ()) or ()),
         )
 
     def _requests(
@@ -232,6 +236,7 @@ class Segmenter:
         instruction: str | None = None,
         classes: Sequence[str] | None = None,
         upsample: str = "nearest",
+        previous: Sequence[Sequence[SegmentationResult | str | Sequence[int] | None] | None] | None = None,
     ) -> list[list[SegmentationResult]]:
         """Segment several images, each with its expressions; prompts of all images are generated in batches
         when the backend offers ``generate_batch``.
@@ -240,6 +245,9 @@ class Segmenter:
             items: ``(image, queries)`` pairs (queries: one expression or a list). With ``instruction=`` or
                 ``classes=`` the queries must be None and that request is asked of every image.
             upsample: ``"nearest"`` or ``"smooth"``.
+            previous: per item, None or one entry per query: an earlier answer to the same query (the previous
+                video frame's :class:`SegmentationResult`, its text or token ids, or None), which the ``fast``
+                modes draft from. Answers are unchanged (the drafts are verified), usually in fewer passes.
 
         Returns:
             Per item, its results in query order.
@@ -257,7 +265,10 @@ class Segmenter:
             requests.append(reqs)
         flat_images = [images[i] for i, reqs in enumerate(requests) for _ in reqs]
         flat_prompts = [prompt for reqs in requests for _, prompt in reqs]
-        if hasattr(self.backend, "generate_batch"):
+        drafts = None if previous is None else _previous_answers(previous, [len(r) for r in requests])
+        if drafts is not None and _takes_previous(self.backend):
+            generated = self.backend.generate_batch(flat_images, flat_prompts, previous=drafts)
+        elif hasattr(self.backend, "generate_batch"):
             generated = self.backend.generate_batch(flat_images, flat_prompts)
         else:
             generated = []
@@ -293,3 +304,34 @@ class Segmenter:
         config = Text4SegConfig.from_dict({**self.config.to_dict(), **changes}, source="with_config")
         with_config = getattr(self.backend, "with_config", None)
         return Segmenter(with_config(config) if with_config is not None else self.backend, config)
+
+
+def _takes_previous(backend: Any) -> bool:
+    """Whether ``backend.generate_batch`` accepts ``previous=`` (other backends simply answer without drafts)."""
+    import inspect
+
+    method = getattr(backend, "generate_batch", None)
+    if method is None:
+        return False
+    try:
+        return "previous" in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _previous_answers(previous: Sequence[Any], counts: Sequence[int]) -> list[Any]:
+    """``segment_many(previous=...)`` flattened to one entry per prompt (text or token ids or None)."""
+    if isinstance(previous, str) or len(previous) != len(counts):
+        raise ValueError(f"previous: expected one entry per item ({len(counts)}), got {previous!r:.80}")
+    out: list[Any] = []
+    for k, (entry, count) in enumerate(zip(previous, counts)):
+        if entry is None:
+            out.extend([None] * count)
+            continue
+        if isinstance(entry, (str, SegmentationResult)) or len(entry) != count:
+            raise ValueError(f"previous[{k}]: expected None or a list of {count} earlier answers (one per query)")
+        for answer in entry:
+            if isinstance(answer, SegmentationResult):
+                answer = list(answer.token_ids) if answer.token_ids else answer.text
+            out.append(answer)
+    return out
