@@ -51,7 +51,8 @@ class Text4SegConfig:
             template of :mod:`text4seg.prompts`.
         resample: PIL filter of the stretch, ``"bicubic"`` or ``"bilinear"``.
         profile: name of the inference profile a converted checkpoint reproduces (``"reference"``: the
-            Text4Seg LLaVA code; ``"ms-swift"``), None for models trained here. Informational.
+            Text4Seg LLaVA code; ``"ms-swift"``), None for models trained here. ``"reference"`` also removes
+            commas from referring expressions and keeps the vision tower in fp32 when loaded in half precision.
     """
 
     grid: tuple[int, int] = (16, 16)

@@ -56,6 +56,8 @@ class SegmentationResult:
         instances: instance-aware requests (``instances=True``): one :class:`~text4seg.descriptors.Instance`
             per label (``"person 2"``, or a class label such as ``"sky"``), with its mask and score; else None.
             ``mask`` is then an int64 map: 0 = no segment, n = the n-th instance.
+        token_ids: the answer's token ids (empty when the backend does not give them); pass the result as
+            ``previous=`` to :meth:`Segmenter.segment_many` for temporal drafts.
     """
 
     query: str
@@ -70,6 +72,7 @@ class SegmentationResult:
     form: str = ""
     extra: dict = field(default_factory=dict)
     instances: list[Instance] | None = None
+    token_ids: tuple[int, ...] = ()
 
     @property
     def foreground_share(self) -> float:
@@ -138,9 +141,12 @@ class Segmenter:
 
     # ---- prompts
     def referring_prompt(self, expression: str) -> str:
-        """The config's question template filled with ``expression``."""
+        """The config's question template filled with ``expression``; with the ``reference`` profile (a converted
+        official checkpoint) the expression's commas are removed first, as the original evaluation does."""
         if not isinstance(expression, str) or not expression.strip():
             raise ValueError(f"query: expected a non-empty expression, got {expression!r}")
+        if self.config.profile == "reference":
+            expression = expression.replace(",", "")
         return self.config.question_template.format(expression=expression)
 
     def semantic_prompt(self, class_names: Sequence[str]) -> str:
@@ -206,6 +212,7 @@ class Segmenter:
             prompt=prompt,
             form=decoded.form,
             instances=found,
+            token_ids=tuple(getattr(generated, "ids", ()) or ()),
         )
 
     def _requests(
@@ -277,6 +284,7 @@ class Segmenter:
         upsample: str = "nearest",
         instances: bool = False,
         score_instances: bool = True,
+        previous: Sequence[Sequence[SegmentationResult | str | Sequence[int] | None] | None] | None = None,
     ) -> list[list[SegmentationResult]]:
         """Segment several images, each with its expressions; prompts of all images are generated in batches
         when the backend offers ``generate_batch``.
@@ -288,6 +296,9 @@ class Segmenter:
                 context frames; answered with ``constrained`` decoding in the fast modes).
             upsample: ``"nearest"`` or ``"smooth"``.
             instances, score_instances: instance-aware requests, as in :meth:`segment`.
+            previous: per item, None or one entry per query: an earlier answer to the same query (the previous
+                video frame's :class:`SegmentationResult`, its text or token ids, or None), which the ``fast``
+                modes draft from. Answers are unchanged (the drafts are verified), usually in fewer passes.
 
         Returns:
             Per item, its results in query order.
@@ -311,7 +322,10 @@ class Segmenter:
             requests.append(reqs)
         flat_images = [images[i] for i, reqs in enumerate(requests) for _ in reqs]
         flat_prompts = [prompt for reqs in requests for _, prompt in reqs]
-        if hasattr(self.backend, "generate_batch"):
+        drafts = None if previous is None else _previous_answers(previous, [len(r) for r in requests])
+        if drafts is not None and _takes_previous(self.backend):
+            generated = self.backend.generate_batch(flat_images, flat_prompts, previous=drafts)
+        elif hasattr(self.backend, "generate_batch"):
             generated = self.backend.generate_batch(flat_images, flat_prompts)
         else:
             generated = []
@@ -364,3 +378,34 @@ class Segmenter:
         config = Text4SegConfig.from_dict({**self.config.to_dict(), **changes}, source="with_config")
         with_config = getattr(self.backend, "with_config", None)
         return Segmenter(with_config(config) if with_config is not None else self.backend, config)
+
+
+def _takes_previous(backend: Any) -> bool:
+    """Whether ``backend.generate_batch`` accepts ``previous=`` (other backends simply answer without drafts)."""
+    import inspect
+
+    method = getattr(backend, "generate_batch", None)
+    if method is None:
+        return False
+    try:
+        return "previous" in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _previous_answers(previous: Sequence[Any], counts: Sequence[int]) -> list[Any]:
+    """``segment_many(previous=...)`` flattened to one entry per prompt (text or token ids or None)."""
+    if isinstance(previous, str) or len(previous) != len(counts):
+        raise ValueError(f"previous: expected one entry per item ({len(counts)}), got {previous!r:.80}")
+    out: list[Any] = []
+    for k, (entry, count) in enumerate(zip(previous, counts)):
+        if entry is None:
+            out.extend([None] * count)
+            continue
+        if isinstance(entry, (str, SegmentationResult)) or len(entry) != count:
+            raise ValueError(f"previous[{k}]: expected None or a list of {count} earlier answers (one per query)")
+        for answer in entry:
+            if isinstance(answer, SegmentationResult):
+                answer = list(answer.token_ids) if answer.token_ids else answer.text
+            out.append(answer)
+    return out

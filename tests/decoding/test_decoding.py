@@ -250,6 +250,43 @@ def test_drafter_row_copy_and_forced(tiny_tokenizer):
     assert tokens == [ids(t) for t in ["target| ", "target| "]]
 
 
+def test_drafter_temporal_same_row_same_column(tiny_tokenizer):
+    """previous=: the previous answer's tokens from the same row and position on, tried before the row copy;
+    the sentence before <seg> is drafted while it equals the previous one."""
+    tok = tiny_tokenizer
+    vocab = token_vocab(tok, len(tok), [tok.eos_token_id])
+    constraint = token_constraint(vocab, 3, 4, ["target"], "plain", "others", max_preamble_tokens=8)
+    ids = tok.convert_tokens_to_ids
+    rows = [["others| ", "target| ", "target| ", "others\n "], ["others| ", "others| ", "target| ", "others\n "],
+            ["target| ", "others| ", "others| ", "others\n"]]
+    previous = [ids(t) for t in ["Here", "<seg>", *rows[0], *rows[1], *rows[2], "</seg>"]] + [tok.eos_token_id]
+    drafter = Drafter(constraint, True, prompt=[1, 5], max_draft=5, previous=previous)
+    drafter.push(ids("Here"))
+    tokens, _ = drafter.draft()
+    assert tokens == previous[1:6]  # the sentence so far equals the previous: its continuation
+    for token in ["<seg>", *rows[0], "others| "]:
+        drafter.push(ids(token))
+    tokens, _ = drafter.draft()
+    # row 1 from column 1 in the previous answer (the row copy would give row 0's "target| target| ...")
+    assert tokens == [ids(t) for t in ["others| ", "target| ", "others\n ", "target| ", "others| "]]
+    # a longer draft when the previous answer leads, then the rest of the answer to the end token
+    drafter = Drafter(constraint, True, prompt=[], max_draft=2, previous=previous, max_temporal_draft=50)
+    drafter.push(ids("Here"))
+    tokens, states = drafter.draft()
+    assert tokens == previous[1:] and states[-1] == ("X",)
+    # a different previous answer where the current differs: the row copy again
+    drafter = Drafter(constraint, True, prompt=[], max_draft=4, previous=previous)
+    for token in ["<seg>", *rows[1], "others| "]:
+        drafter.push(ids(token))
+    tokens, _ = drafter.draft()
+    assert tokens[:2] == previous[2 + 4 + 1 : 2 + 4 + 3]  # previous row 1 from column 1
+    # an answer of another grammar (the end token first) gives no temporal draft; the other sources still work
+    drafter = Drafter(constraint, True, prompt=[], max_draft=4, previous=[tok.eos_token_id, ids("target| ")])
+    for token in ["<seg>", *rows[0], "others| "]:
+        drafter.push(ids(token))
+    assert drafter.draft()[0] == [ids(t) for t in ["target| ", "target| ", "others\n ", "others| "]]
+
+
 def _simulate(drafter: Drafter, truth: list[int]) -> int:
     """Forward passes the fast loop needs when greedy decoding yields ``truth`` (first token from prefill)."""
     drafter.push(truth[0])
@@ -409,6 +446,38 @@ def test_fast_open_labels_and_sentence_labels(tiny64):
     assert first.repairs == [] and set(first.labels.ravel()) <= {"the red circle", "others"}
     assert decode_descriptor(slow[1].text, 2, 3).repairs == []
     assert all(a.tokens > 0 and a.forward_passes > 0 and a.seconds >= 0 for a in fast)
+
+
+@pytest.mark.parametrize("mode, grid, form", [("fast", (3, 5), "rle"), ("fast-unconstrained", (4, 4), "plain")])
+def test_temporal_drafts_keep_the_tokens(tiny64, mode, grid, form):
+    """previous= (the answer on the previous frame, as ids or text; or unrelated ids) never changes the tokens;
+    an identical previous answer needs fewer passes."""
+    from text4seg.decoding import DescriptorDecoder
+
+    config = replace(tiny64.config, grid=grid, descriptor_form=form)
+    decoder = DescriptorDecoder(tiny64.model, tiny64.processor, config, max_preamble_tokens=5)
+    rng = np.random.default_rng(4)
+    first = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    frames = [Image.fromarray(np.clip(first.astype(int) + 8 * k, 0, 255).astype(np.uint8)) for k in range(2)]
+    prompts = [PROMPTS[0], PROMPTS[1]]
+    budget = 40 if mode == "fast-unconstrained" else None
+    alone = [decoder.generate_ids([f, f], prompts, mode=mode, max_new_tokens=budget) for f in frames]
+    tokenizer = tiny64.processor.tokenizer
+    before = [ids for ids, _ in alone[0]]
+    texts = [tokenizer.decode(ids, skip_special_tokens=True) for ids in before]
+    # the previous frame's answers as ids; as text; another prompt's answer and junk ids (out of the vocabulary)
+    for previous in (before, texts, [before[1], [7, 3, 10**7, 0, *range(50)]]):
+        got = decoder.generate_ids([frames[1]] * 2, prompts, mode=mode, max_new_tokens=budget, previous=previous)
+        assert [ids for ids, _ in got] == [ids for ids, _ in alone[1]]
+    own = [ids for ids, _ in alone[0]]
+    again = decoder.generate_ids([frames[0]] * 2, prompts, mode=mode, max_new_tokens=budget, previous=own)
+    assert [ids for ids, _ in again] == own
+    assert all(p <= q for (_, p), (_, q) in zip(again, alone[0]))
+    assert sum(p for _, p in again) < sum(p for _, p in alone[0])
+    with pytest.raises(ValueError, match="previous"):
+        decoder.generate_ids([frames[0]] * 2, prompts, mode=mode, max_new_tokens=budget, previous=own[:1])
+    with pytest.raises(ValueError, match=r"previous\[1\]"):
+        decoder.generate_ids([frames[0]] * 2, prompts, mode=mode, max_new_tokens=budget, previous=[None, [1.5]])
 
 
 def test_cache_tidy_keeps_row_order():

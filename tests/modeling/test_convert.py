@@ -94,31 +94,37 @@ def original(tmp_path_factory):
     return ckpt, tower, weights, clip
 
 
-def _reference_tokens(ckpt: Path, weights, clip, image: Image.Image, expression: str, steps: int) -> list[int]:
-    """The original inference, reimplemented: conversation, tokenizer_image_token, PIL bilinear stretch, CLIP
-    layer -2 without CLS in fp32, mlp2x_gelu, greedy."""
+def _reference_tokens(ckpt: Path, weights, clip, image: Image.Image, expression: str, steps: int,
+                      half: bool = False) -> list[int]:
+    """The original inference, reimplemented: conversation (commas removed from the expression),
+    tokenizer_image_token, PIL bilinear stretch, CLIP layer -2 without CLS in fp32, mlp2x_gelu, greedy. ``half``:
+    as the original in fp16: pixel values cast to fp16, CLIP in fp32, features cast to fp16 at the projector,
+    projector and language model in fp16."""
     import sentencepiece as spm
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from text4seg.modeling.convert import REFERENCE_SYSTEM_PROMPT
 
     sp = spm.SentencePieceProcessor(model_file=str(ckpt / "tokenizer.model"))
-    question = f"Please segment only the {expression} in the image."
+    question = f"Please segment only the {expression.replace(',', '')} in the image."
     prompt = f"{REFERENCE_SYSTEM_PROMPT} USER: <image>\n{question} ASSISTANT:"
     before, after = prompt.split("<image>")
     ids_before, ids_after = [1, *sp.encode(before)], sp.encode(after)
     pixels = np.asarray(image.convert("RGB").resize((SIDE, SIDE), Image.BILINEAR), dtype=np.float64) / 255.0
     pixels = torch.tensor(((pixels - MEAN) / STD).transpose(2, 0, 1)[None], dtype=torch.float32)
+    lm = torch.float16 if half else torch.float32
+    pixels = pixels.to(lm).to(torch.float32)  # images.to(fp16), then CLIPVisionTower casts to its fp32
+    w = {k: v.to(lm) for k, v in weights.items() if k.startswith("model.mm_projector.")}
     with torch.no_grad():
-        hidden = clip.vision_model(pixel_values=pixels, output_hidden_states=True).hidden_states[-2][:, 1:]
-        h = torch.nn.functional.linear(hidden, weights["model.mm_projector.0.weight"],
-                                       weights["model.mm_projector.0.bias"])
-        feats = torch.nn.functional.linear(torch.nn.functional.gelu(h), weights["model.mm_projector.2.weight"],
-                                           weights["model.mm_projector.2.bias"])[0]
+        hidden = clip.float().vision_model(pixel_values=pixels, output_hidden_states=True).hidden_states[-2][:, 1:]
+        hidden = hidden.to(lm)
+        h = torch.nn.functional.linear(hidden, w["model.mm_projector.0.weight"], w["model.mm_projector.0.bias"])
+        feats = torch.nn.functional.linear(torch.nn.functional.gelu(h), w["model.mm_projector.2.weight"],
+                                           w["model.mm_projector.2.bias"])[0]
         llama = LlamaForCausalLM(LlamaConfig(vocab_size=sp.get_piece_size(), **LLAMA))
         llama.load_state_dict({k: v for k, v in weights.items() if not k.startswith("model.mm_")
                                and not k.startswith("model.vision_tower")}, strict=False)
-        llama.eval()
+        llama.to(lm).eval()
         embed = llama.get_input_embeddings()
         embeds = torch.cat([embed(torch.tensor(ids_before)), feats, embed(torch.tensor(ids_after))])[None]
         out: list[int] = []
@@ -160,7 +166,10 @@ def test_converted_checkpoint_answers_as_the_original(original, tmp_path, caplog
     assert loaded.model.generation_config.suppress_tokens == list(range(vocab, loaded.model.config.text_config.vocab_size))
     segmenter = Segmenter(HFGenerationBackend(loaded.model, loaded.processor, config, decoding="plain"), config)
     rng = np.random.default_rng(3)
-    for k, expression in enumerate(["red circle", "the blue square on the left"]):
+    # the original removes the expression's commas: "the blue square, on the left" is asked without them
+    assert segmenter.referring_prompt("the blue square, on the left") == (
+        "Please segment only the the blue square on the left in the image.")
+    for k, expression in enumerate(["red circle", "the blue square, on the left"]):
         image = Image.fromarray(rng.integers(0, 256, (37 + 20 * k, 61, 3), dtype=np.uint8))
         prompt = segmenter.referring_prompt(expression)
         render = segmenter.backend.render
@@ -223,3 +232,209 @@ def test_convert_cli_writes_once_unless_forced(original, tmp_path, capsys):
     assert json.loads((out / "text4seg_config.json").read_text())["grid"] == [24, 24]
     assert main(argv) == 1 and "already exists" in capsys.readouterr().err
     assert main([*argv, "--force"]) == 0
+
+
+def test_reference_profile_keeps_clip_fp32_beside_an_fp16_language_model(original, tmp_path):
+    """--dtype float16 on a converted checkpoint: CLIP in fp32 with its exact weights, projector and language model
+    in fp16, and the answer of the original's mixed precision (same stack: fp16 matmuls on this CPU)."""
+    from text4seg.decoding import HFGenerationBackend
+    from text4seg.decoding.hf import generate_plain
+    from text4seg.modeling import load_model
+    from text4seg.modeling.convert import convert_text4seg_llava
+    from text4seg.segmenter import Segmenter
+
+    ckpt, tower, weights, clip = original
+    out = tmp_path / "converted"
+    convert_text4seg_llava(ckpt, out, vision_tower=tower)
+    loaded = load_model(out, device="cpu", dtype="float16")
+    assert loaded.dtype == torch.float16
+    inner = loaded.model.model
+    assert {p.dtype for p in inner.vision_tower.parameters()} == {torch.float32}
+    assert {p.dtype for p in inner.multi_modal_projector.parameters()} == {torch.float16}
+    assert {p.dtype for p in inner.language_model.parameters()} == {torch.float16}
+    assert loaded.model.lm_head.weight.dtype == torch.float16
+    # the tower's fp32 values themselves, read again from the files (not fp16 values up-cast)
+    key = "vision_model.encoder.layers.0.self_attn.q_proj.weight"
+    assert torch.equal(inner.vision_tower.encoder.layers[0].self_attn.q_proj.weight, clip.state_dict()[key])
+
+    segmenter = Segmenter(HFGenerationBackend(loaded.model, loaded.processor, loaded.config, decoding="plain",
+                                              max_new_tokens=12), loaded.config)
+    image = Image.fromarray(np.random.default_rng(5).integers(0, 256, (40, 52, 3), dtype=np.uint8))
+    expected = _reference_tokens(ckpt, weights, clip, image, "red circle", 12, half=True)
+    [(ids, _)] = generate_plain(loaded.model, loaded.processor, loaded.config, [image],
+                                [segmenter.referring_prompt("red circle")], segmenter.backend.render, 12)
+    assert len(ids) == 12 and ids == expected
+    fast = segmenter.backend.decoder.generate_ids([image], [segmenter.referring_prompt("red circle")],
+                                                  mode="fast-unconstrained", max_new_tokens=12)
+    assert fast[0][0] == expected
+
+
+def _swift_base_and_adapter(tiny_model_dir: Path, root: Path) -> tuple[Path, dict[str, torch.Tensor], float]:
+    """An adapter as ms-swift saves one on llava-hf/llava-1.5 (transformers 4 layout: ``language_model.model.*``;
+    LoRA on the language model's q/v projections; ``sft_args.json`` beside it), with non-zero B matrices.
+
+    Returns:
+        (adapter dir, its tensors in the transformers 4 layout, alpha / r).
+    """
+    from safetensors.torch import save_file
+
+    adapter = root / "swift-ckpt"
+    adapter.mkdir()
+    torch.manual_seed(7)
+    from transformers import AutoConfig
+
+    text = AutoConfig.from_pretrained(str(tiny_model_dir)).text_config
+    hidden, kv = text.hidden_size, text.num_key_value_heads * (text.hidden_size // text.num_attention_heads)
+    r, alpha = 4, 16
+    tensors = {}
+    for layer in range(text.num_hidden_layers):
+        for proj, out in (("q_proj", hidden), ("v_proj", kv)):
+            key = f"base_model.model.language_model.model.layers.{layer}.self_attn.{proj}"
+            tensors[f"{key}.lora_A.weight"] = torch.randn(r, hidden) * 0.3
+            tensors[f"{key}.lora_B.weight"] = torch.randn(out, r) * 0.3
+    save_file(tensors, str(adapter / "adapter_model.safetensors"))
+    (adapter / "adapter_config.json").write_text(json.dumps({
+        "peft_type": "LORA", "task_type": "CAUSAL_LM", "r": r, "lora_alpha": alpha, "lora_dropout": 0.05,
+        "bias": "none", "target_modules": r"^(language_model(?=\.).*\.(q_proj|v_proj))$",
+        "base_model_name_or_path": "llava-hf/llava-1.5-7b-hf", "inference_mode": True}))
+    (adapter / "sft_args.json").write_text(json.dumps({"model_type": "llava1_5-7b-instruct",
+                                                      "template_type": "llava1_5", "sft_type": "lora"}))
+    return adapter, tensors, alpha / r
+
+
+def test_ms_swift_adapter_answers_as_its_template(tiny_model_dir, tmp_path):
+    """ms-swift profile: the converted adapter, loaded on its base, answers token for token as an independent
+    reimplementation of ms-swift's llava1_5 inference: no system prompt, ``USER: <image>\\n{q}\\nASSISTANT:``, a
+    bicubic stretch to the tower's size, CLIP normalization, LoRA merged by hand (W += alpha/r B A), greedy."""
+    from transformers import LlavaForConditionalGeneration
+
+    from text4seg.config import Text4SegConfig
+    from text4seg.decoding import HFGenerationBackend
+    from text4seg.decoding.hf import generate_plain
+    from text4seg.modeling import load_model
+    from text4seg.modeling.convert import convert_ms_swift_llava
+    from text4seg.segmenter import Segmenter
+
+    adapter, tensors, scale = _swift_base_and_adapter(tiny_model_dir, tmp_path)
+    out = convert_ms_swift_llava(adapter, tmp_path / "swift", base=tiny_model_dir, grid=8)
+    config = Text4SegConfig.load(out)
+    assert (config.profile, config.resample, config.grid, config.image_position) == ("ms-swift", "bicubic", (8, 8),
+                                                                                    "before")
+    loaded = load_model(out, device="cpu", dtype="float32")
+    assert loaded.adapter == str(out)
+    segmenter = Segmenter(HFGenerationBackend(loaded.model, loaded.processor, config, decoding="plain",
+                                              max_new_tokens=10), config)
+    question = segmenter.referring_prompt("the red circle")
+    assert segmenter.backend.render(question) == f"USER: <image>\n{question}\nASSISTANT:"
+
+    # the reimplementation: base weights + hand-merged LoRA, hand-made prompt ids and pixels
+    reference = LlavaForConditionalGeneration.from_pretrained(str(tiny_model_dir), dtype=torch.float32).eval()
+    state = reference.state_dict()
+    for key, a in tensors.items():
+        if ".lora_A." in key:
+            target = key.replace("base_model.model.language_model.model.", "model.language_model.").replace(
+                ".lora_A.weight", ".weight")
+            state[target] = state[target] + scale * tensors[key.replace(".lora_A.", ".lora_B.")] @ a
+    reference.load_state_dict(state)
+    tokenizer = loaded.processor.tokenizer
+    side = reference.config.vision_config.image_size
+    image_id = reference.config.image_token_id
+    rng = np.random.default_rng(11)
+    for k in range(2):
+        image = Image.fromarray(rng.integers(0, 256, (23 + 17 * k, 41, 3), dtype=np.uint8))
+        pixels = np.asarray(image.resize((side, side), Image.BICUBIC), dtype=np.float64) / 255.0
+        pixels = torch.tensor(((pixels - MEAN) / STD).transpose(2, 0, 1)[None], dtype=torch.float32)
+        with torch.no_grad():
+            feats = reference.model.get_image_features(pixel_values=pixels).pooler_output[0]
+            ids = [*tokenizer("USER: ")["input_ids"], *[image_id] * feats.shape[0],
+                   *tokenizer(f"\n{question}\nASSISTANT:", add_special_tokens=False)["input_ids"]]
+            embeds = reference.get_input_embeddings()(torch.tensor(ids))
+            embeds[torch.tensor(ids) == image_id] = feats
+            embeds, expected = embeds[None], []
+            for _ in range(10):
+                token = int(reference(inputs_embeds=embeds).logits[0, -1].argmax())
+                expected.append(token)
+                if token == tokenizer.eos_token_id:
+                    break
+                embeds = torch.cat([embeds, reference.get_input_embeddings()(torch.tensor([[token]]))], dim=1)
+        [(got, _)] = generate_plain(loaded.model, loaded.processor, config, [image], [question],
+                                    segmenter.backend.render, 10)
+        assert got == expected
+        fast = segmenter.backend.decoder.generate_ids([image], [question], mode="fast-unconstrained",
+                                                      max_new_tokens=10)
+        assert fast[0][0] == expected
+    # the LoRA is live: the merged reference differs from the bare base
+    bare = LlavaForConditionalGeneration.from_pretrained(str(tiny_model_dir), dtype=torch.float32).state_dict()
+    assert not torch.equal(bare["model.language_model.layers.0.self_attn.q_proj.weight"],
+                           state["model.language_model.layers.0.self_attn.q_proj.weight"])
+
+
+def test_lora_form_checkpoint_merges_onto_its_base(original, tmp_path):
+    """The LoRA form of an official checkpoint (peft adapter on vicuna + non_lora_trainables.bin) with --base:
+    every target weight is base + alpha/r B A, the projector comes from non_lora_trainables.bin, the rest is the
+    base's."""
+    from safetensors.torch import load_file, save_file
+
+    from text4seg.modeling.convert import convert_text4seg_llava
+
+    ckpt, tower, weights, _ = original
+    base = tmp_path / "vicuna-tiny"
+    base.mkdir()
+    for name in ("tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"):
+        (base / name).write_bytes((ckpt / name).read_bytes())
+    lm = {k: v for k, v in weights.items() if not k.startswith(("model.mm_", "model.vision_tower"))}
+    config = json.loads((ckpt / "config.json").read_text())
+    (base / "config.json").write_text(json.dumps({k: v for k, v in config.items() if not k.startswith("mm_")}
+                                                 | {"model_type": "llama", "architectures": ["LlamaForCausalLM"]}))
+    save_file(lm, str(base / "model.safetensors"))
+
+    lora = tmp_path / "text4seg-llava-tiny-lora-p24"
+    lora.mkdir()
+    for name in ("config.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"):
+        (lora / name).write_bytes((ckpt / name).read_bytes())
+    torch.manual_seed(3)
+    r, alpha, hidden, inter = 8, 16, LLAMA["hidden_size"], LLAMA["intermediate_size"]
+    shapes = {"self_attn.q_proj": (hidden, hidden), "self_attn.v_proj": (hidden, hidden),
+              "mlp.gate_proj": (inter, hidden), "mlp.down_proj": (hidden, inter)}
+    adapter = {}
+    for layer in range(LLAMA["num_hidden_layers"]):
+        for module, (rows, cols) in shapes.items():
+            key = f"base_model.model.model.layers.{layer}.{module}"
+            adapter[f"{key}.lora_A.weight"] = torch.randn(r, cols) * 0.1
+            adapter[f"{key}.lora_B.weight"] = torch.randn(rows, r) * 0.1
+    save_file(adapter, str(lora / "adapter_model.safetensors"))
+    (lora / "adapter_config.json").write_text(json.dumps({
+        "peft_type": "LORA", "r": r, "lora_alpha": alpha, "target_modules": ["q_proj", "v_proj", "gate_proj",
+                                                                             "down_proj"],
+        "base_model_name_or_path": "lmsys/vicuna-7b-v1.5"}))
+    projector = {f"base_model.model.model.mm_projector.{i}.{p}": torch.randn(*shape) * 0.2
+                 for i, shapes_ in ((0, {"weight": (64, 32), "bias": (64,)}), (2, {"weight": (64, 64), "bias": (64,)}))
+                 for p, shape in shapes_.items()}
+    torch.save(projector, lora / "non_lora_trainables.bin")
+
+    with pytest.raises(ValueError, match="pass --base"):
+        convert_text4seg_llava(lora, tmp_path / "nobase", vision_tower=tower)
+    out = convert_text4seg_llava(lora, tmp_path / "merged", vision_tower=tower, base=base)
+    merged = load_file(str(out / "model.safetensors"))
+    assert json.loads((out / "text4seg_config.json").read_text())["grid"] == [24, 24]
+
+    def stored(key: str) -> torch.Tensor:  # the converted file's name of an original key
+        if key.startswith("model.mm_projector."):
+            index, leaf = key.split(".")[2:4]
+            return merged[f"multi_modal_projector.linear_{1 if index == '0' else 2}.{leaf}"]
+        if key == "lm_head.weight":
+            return merged["language_model.lm_head.weight"][: lm[key].shape[0]]
+        name = "language_model." + key
+        return merged[name][: lm[key].shape[0]] if key.endswith("embed_tokens.weight") else merged[name]
+
+    for layer in range(LLAMA["num_hidden_layers"]):
+        for module in shapes:
+            key = f"model.layers.{layer}.{module}.weight"
+            a, b = (adapter[f"base_model.model.{key[:-len('.weight')]}.lora_{x}.weight"] for x in "AB")
+            assert torch.allclose(stored(key), lm[key] + (alpha / r) * b @ a, atol=1e-6, rtol=0)
+            assert not torch.equal(stored(key), lm[key])
+    for key in ("model.layers.0.self_attn.k_proj.weight", "model.layers.1.mlp.up_proj.weight", "model.norm.weight",
+                "lm_head.weight", "model.embed_tokens.weight"):
+        assert torch.equal(stored(key), lm[key])  # not targeted: the base's own
+    for key, value in projector.items():
+        assert torch.equal(stored(key.replace("base_model.model.", "")), value)

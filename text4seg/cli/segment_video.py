@@ -30,6 +30,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                        "(default: per-frame)")
     video.add_argument("--frame-stride", type=int, default=None, metavar="K",
                        help="per-frame: answer every K-th frame, the others take the nearest answer (default: 1)")
+    video.add_argument("--no-temporal-drafts", dest="temporal_drafts", action="store_false", default=None,
+                       help="per-frame: answer frames independently instead of drafting each answer from the "
+                       "previous frame's (same masks, more forward passes in fast decoding) (default: drafts on)")
     video.add_argument("--keyframes", default=None, metavar="first|middle|best|stride:N",
                        help="propagate: which frames the model answers on (default: first)")
     video.add_argument("--candidates", type=int, default=None, metavar="K",
@@ -52,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     if (args.expression is None) == (args.instruction is None):
         raise ValueError("give an EXPRESSION or --instruction (exactly one)")
     options = given(args, ("adapter", "frame_stride", "keyframes", "candidates", "sam2", "max_frames",
-                           "question_template", "question_index", "context_frames"))
+                           "question_template", "question_index", "context_frames", "temporal_drafts"))
     record = segment_video_file(
         args.video, args.expression, model=args.model, instruction=args.instruction, out=args.out or "video_masks",
         gif=bool(args.gif), load=LoadOptions(**given(args, LoadOptions.__dataclass_fields__)),

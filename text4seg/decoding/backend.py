@@ -138,7 +138,8 @@ class HFGenerationBackend:
         """Answer several prompts about one image (batched, left-padded)."""
         return self.generate_batch([image] * len(prompts), prompts)
 
-    def generate_batch(self, images: Sequence[Image.Image], prompts: Sequence[str]) -> list[GeneratedText]:
+    def generate_batch(self, images: Sequence[Image.Image], prompts: Sequence[str],
+                       previous: Sequence[str | Sequence[int] | None] | None = None) -> list[GeneratedText]:
         """Answer ``prompts[i]`` about ``images[i]``; the single entry point of every decoding mode.
 
         Args:
@@ -146,16 +147,21 @@ class HFGenerationBackend:
                 image object share its vision pass in the fast modes. An entry may be a list of images
                 (context frames, then the frame the answer is about).
             prompts: user-turn texts, one per image.
+            previous: per prompt, an earlier answer to the same prompt (token ids or text; the previous video
+                frame's) that the fast modes draft from (temporal drafts: same tokens, fewer passes), or None.
 
         Returns:
             One :class:`GeneratedText` per prompt, in order.
         """
         if len(images) != len(prompts):
             raise ValueError(f"generate_batch: {len(images)} images for {len(prompts)} prompts")
+        if previous is not None and (isinstance(previous, str) or len(previous) != len(prompts)):
+            raise ValueError(f"previous: expected one entry per prompt ({len(prompts)}), got {previous!r:.80}")
         out: list[GeneratedText] = []
         for start in range(0, len(prompts), self.batch_size):
             chunk_images = list(images[start : start + self.batch_size])
             chunk_prompts = list(prompts[start : start + self.batch_size])
+            chunk_previous = None if previous is None else list(previous[start : start + self.batch_size])
             began = time.perf_counter()
             # prompts with several images (context frames): the fast loop shares one image's prefix across
             # prompts, so they run as "constrained" (same tokens as "fast") or "plain" ("fast-unconstrained")
@@ -169,11 +175,12 @@ class HFGenerationBackend:
                                          self.render, self.budget(chunk_prompts))
             else:
                 budget = self.budget(chunk_prompts) if mode == "fast-unconstrained" else self.max_new_tokens
-                answers = self.decoder.generate_ids(chunk_images, chunk_prompts, mode=mode, max_new_tokens=budget)
+                answers = self.decoder.generate_ids(chunk_images, chunk_prompts, mode=mode, max_new_tokens=budget,
+                                                    previous=chunk_previous)
             seconds = (time.perf_counter() - began) / max(len(chunk_prompts), 1)
             out.extend(
                 GeneratedText(text=self.tokenizer.decode(ids, skip_special_tokens=True), tokens=len(ids),
-                              forward_passes=passes, seconds=seconds)
+                              forward_passes=passes, seconds=seconds, ids=tuple(ids))
                 for ids, passes in answers
             )
         return out

@@ -32,6 +32,8 @@ class DescriptorDecoder:
         max_preamble_tokens: free tokens allowed before ``<seg>`` under the grammar (then ``<seg>`` is forced).
         max_label_bytes: longest label (UTF-8 bytes) when any label is allowed (free-form instructions).
         max_draft: most draft tokens per row and pass; None = grid width + 8.
+        max_temporal_draft: most draft tokens of a pass whose draft starts with the previous answer
+            (``previous=``); None = 4 x ``max_draft`` (a previous frame's answer is often right for rows on end).
         share_prefix: share the prompt prefix of queries about one image.
         speculate: verify drafts (False: one token per pass).
     """
@@ -46,6 +48,7 @@ class DescriptorDecoder:
         max_preamble_tokens: int = 64,
         max_label_bytes: int = 128,
         max_draft: int | None = None,
+        max_temporal_draft: int | None = None,
         share_prefix: bool = True,
         speculate: bool = True,
     ) -> None:
@@ -60,6 +63,7 @@ class DescriptorDecoder:
         self.max_preamble_tokens = max_preamble_tokens
         self.max_label_bytes = max_label_bytes
         self.max_draft = config.width + 8 if max_draft is None else max_draft
+        self.max_temporal_draft = 4 * self.max_draft if max_temporal_draft is None else max_temporal_draft
         self.share_prefix = share_prefix
         self.speculate = speculate
         head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
@@ -100,6 +104,7 @@ class DescriptorDecoder:
         mode: str = "fast",
         labels: Sequence[Sequence[str] | None] | None = None,
         max_new_tokens: int | Sequence[int] | None = None,
+        previous: Sequence[str | Sequence[int] | None] | None = None,
     ) -> list:
         """Answer ``prompts[i]`` about ``images[i]`` (RGB PIL images; prompts about one image object share work).
 
@@ -110,12 +115,16 @@ class DescriptorDecoder:
             max_new_tokens: most new tokens, one for all or one per prompt; required for
                 ``"fast-unconstrained"``. The grammar modes run until the descriptor is complete (the grammar
                 bounds its length) unless this cuts them earlier.
+            previous: per prompt, an earlier answer to the same question (token ids or text; e.g. the previous
+                video frame's) drafted from in the fast modes (temporal drafts), or None. The tokens are those
+                of decoding without it, usually in fewer passes; the other modes ignore it.
 
         Returns:
             One :class:`GeneratedText` per prompt (``seconds``: the batch's wall time divided by its prompts).
         """
         start = time.perf_counter()
-        answers = self.generate_ids(images, prompts, mode=mode, labels=labels, max_new_tokens=max_new_tokens)
+        answers = self.generate_ids(images, prompts, mode=mode, labels=labels, max_new_tokens=max_new_tokens,
+                                    previous=previous)
         seconds = (time.perf_counter() - start) / max(len(prompts), 1)
         return [
             GeneratedText(
@@ -123,6 +132,7 @@ class DescriptorDecoder:
                 tokens=len(ids),
                 forward_passes=passes,
                 seconds=seconds,
+                ids=tuple(ids),
             )
             for ids, passes in answers
         ]
@@ -135,6 +145,7 @@ class DescriptorDecoder:
         mode: str = "fast",
         labels: Sequence[Sequence[str] | None] | None = None,
         max_new_tokens: int | Sequence[int] | None = None,
+        previous: Sequence[str | Sequence[int] | None] | None = None,
     ) -> list[tuple[list[int], int]]:
         """Like :meth:`generate`, returning per prompt ``(new token ids incl. the end token, forward passes)``."""
         from text4seg.decoding.fast import generate_fast
@@ -149,6 +160,7 @@ class DescriptorDecoder:
         labels = list(labels) if labels is not None else [None] * len(prompts)
         if len(labels) != len(prompts):
             raise ValueError(f"labels: {len(labels)} entries for {len(prompts)} prompts")
+        drafts = self.previous_ids(previous, len(prompts))
         enforce = mode != "fast-unconstrained"
         constraints = [self.constraint(p, lab) for p, lab in zip(prompts, labels)]
         if max_new_tokens is None:
@@ -196,4 +208,30 @@ class DescriptorDecoder:
             speculate=self.speculate,
             share_prefix=self.share_prefix,
             max_draft=self.max_draft,
+            previous=drafts,
+            max_temporal_draft=self.max_temporal_draft,
         )
+
+    def previous_ids(self, previous: Sequence[str | Sequence[int] | None] | None, count: int
+                     ) -> list[list[int] | None] | None:
+        """``previous=`` entries as token ids (text tokenized without special tokens; ids outside the vocabulary
+        dropped: they could never be accepted).
+
+        Raises:
+            ValueError: not one entry per prompt, or an entry that is neither text, ids nor None.
+        """
+        if previous is None:
+            return None
+        if isinstance(previous, str) or len(previous) != count:
+            raise ValueError(f"previous: expected a list of {count} entries (one per prompt), got {previous!r:.80}")
+        out: list[list[int] | None] = []
+        for k, entry in enumerate(previous):
+            if entry is None:
+                out.append(None)
+            elif isinstance(entry, str):
+                out.append(list(self.tokenizer(entry, add_special_tokens=False)["input_ids"]))
+            elif all(isinstance(t, int) and not isinstance(t, bool) for t in entry):
+                out.append([int(t) for t in entry if 0 <= t < self.vocab.size])
+            else:
+                raise ValueError(f"previous[{k}]: expected text, token ids or None, got {entry!r:.80}")
+        return out

@@ -10,7 +10,11 @@ position in the row, from the grammar), so it can propose:
 3. **text row copy**: when the previous row has no token starting at the same place (BPE tokens straddle cell
    boundaries differently), its *text* from that place onward, tokenized;
 4. **n-gram lookup**: the continuation of the latest earlier occurrence of the last two tokens (prompt
-   included), for text outside the descriptor.
+   included), for text outside the descriptor;
+5. **temporal** (``previous=``, e.g. the answer to the same expression on the previous video frame): inside the
+   descriptor, the previous answer's tokens from the same row and position on; outside it (the sentence before
+   ``<seg>``, or without a grammar), the previous answer's continuation while the answer so far equals it.
+   Tried first: consecutive frames mostly give the same descriptor.
 
 Drafts never change the output: the model verifies them and only tokens that greedy decoding would have
 produced are kept.
@@ -35,15 +39,27 @@ class Drafter:
             works while the text stays a valid descriptor prefix).
         prompt: prompt token ids (for n-gram lookup).
         max_draft: most tokens proposed at once.
+        previous: token ids of an earlier answer to the same question (temporal drafts), or None. Any ids are
+            safe: they are only proposed, and verified like every draft.
+        max_temporal_draft: most tokens proposed at once when the draft starts with the previous answer (it is
+            usually right for many rows on end); None = ``max_draft``.
     """
 
     def __init__(
-        self, constraint: TokenConstraint | None, enforce: bool, prompt: Sequence[int], max_draft: int = 24
+        self,
+        constraint: TokenConstraint | None,
+        enforce: bool,
+        prompt: Sequence[int],
+        max_draft: int = 24,
+        previous: Sequence[int] | None = None,
+        max_temporal_draft: int | None = None,
     ) -> None:
         self.constraint = constraint
         self.enforce = enforce and constraint is not None
         self.state: tuple | None = constraint.initial() if constraint is not None else None
         self.max_draft = max(0, int(max_draft))
+        self.max_temporal_draft = self.max_draft if max_temporal_draft is None or not self.max_draft else max(
+            self.max_draft, int(max_temporal_draft))
         self.history: list[int] = [int(t) for t in prompt]
         self.start = len(self.history)
         self._bigrams: dict[tuple[int, int], int] = {}
@@ -56,6 +72,20 @@ class Drafter:
         self._text = bytearray()
         self._starts: list[tuple[int, tuple]] = []
         self._text_rows: dict[int, dict[tuple, int]] = {}
+        # temporal drafts: the previous answer, (row, position key) -> index in it of the first token that
+        # started there, and how many leading generated tokens equal it
+        self._previous: list[int] = [int(t) for t in previous] if previous is not None and self.max_draft else []
+        self._previous_at: dict[tuple, int] = {}
+        self._agree = 0
+        if self._previous and constraint is not None:
+            state = constraint.initial()
+            for j, token in enumerate(self._previous):
+                where = constraint.position(state)
+                if where is not None:
+                    self._previous_at.setdefault(where, j)
+                state = constraint.advance(state, token)
+                if state is None:  # the rest does not follow this grammar (another question's answer)
+                    break
 
     @property
     def tokens(self) -> list[int]:
@@ -72,6 +102,9 @@ class Drafter:
         """Append one generated token (already checked against :meth:`allowed` by the caller)."""
         token = int(token)
         index = len(self.history)
+        done = index - self.start
+        if self._agree == done and done < len(self._previous) and self._previous[done] == token:
+            self._agree += 1
         if self.state is not None:
             where = self.constraint.position(self.state)
             if where is not None:
@@ -162,6 +195,22 @@ class Drafter:
             tokens.pop()  # cut text: its last token may be a fragment
         return list(self.constraint.vocab.trim_open_end(tokens[:limit]))
 
+    def _temporal(self, state: tuple | None, tokens: list[int], limit: int) -> list[int]:
+        """The previous answer's tokens from the place ``tokens`` (drafted so far this pass) lead to."""
+        if not self._previous:
+            return []
+        where = self.constraint.position(state) if state is not None else None
+        if where is not None:
+            index = self._previous_at.get(where)
+            return [] if index is None else self._previous[index : index + limit]
+        done = len(self.history) - self.start
+        if self._agree < done:
+            return []
+        at = done + len(tokens)
+        if self._previous[done:at] != tokens:
+            return []
+        return self._previous[at : at + limit]
+
     def _ngram(self, tokens: list[int], limit: int) -> list[int]:
         seq = self.history + tokens
         if len(seq) < 2:
@@ -175,7 +224,8 @@ class Drafter:
         """Propose draft tokens after the last generated token.
 
         Returns:
-            ``(tokens, states)``: up to ``max_draft`` tokens, and the constraint state before each draft token
+            ``(tokens, states)``: up to ``max_draft`` tokens (``max_temporal_draft`` when the previous answer
+            leads), and the constraint state before each draft token
             and after the last one (``len(tokens) + 1`` entries; None entries when no grammar is followed).
             Under an enforced grammar every draft token is allowed in its state.
         """
@@ -184,10 +234,13 @@ class Drafter:
         state = self.state
         if self.max_draft == 0 or (state is not None and state[0] == STOP):
             return tokens, states
-        while len(tokens) < self.max_draft:
-            room = self.max_draft - len(tokens)
-            proposal: list[int] = []
-            if state is not None:
+        limit = self.max_draft
+        if self.max_temporal_draft > self.max_draft and self._temporal(state, tokens, 1):
+            limit = self.max_temporal_draft
+        while len(tokens) < limit:
+            room = limit - len(tokens)
+            proposal: list[int] = self._temporal(state, tokens, room)
+            if state is not None and not proposal:
                 proposal = (
                     self._row_copy(state, room)
                     or list(self.constraint.forced_tokens(state))

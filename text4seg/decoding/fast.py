@@ -1,5 +1,5 @@
 """Fast greedy decoding with the same tokens as plain ``generate``: one vision pass per image, a shared prompt
-prefix, batched rows with left padding, and draft verification (row copy, forced tokens, n-gram lookup).
+prefix, batched rows with left padding, and draft verification (row copy, forced tokens, n-gram lookup, and the previous frame's answer).
 
 How a batch runs:
 
@@ -217,6 +217,8 @@ def generate_fast(
     share_prefix: bool = True,
     max_draft: int = 24,
     min_shared: int = 64,
+    previous: Sequence[Sequence[int] | None] | None = None,
+    max_temporal_draft: int | None = None,
 ) -> list[tuple[list[int], int]]:
     """Greedy answers to ``prompts[i]`` about ``images[i]``, token for token what ``generate`` (with the grammar
     mask when ``enforce``) gives, in fewer forward passes.
@@ -234,6 +236,10 @@ def generate_fast(
         share_prefix: run the common prefix of prompts about one image once (in a pass of its own, when that
             saves at least ``min_shared`` prompt tokens).
         max_draft: most draft tokens per row and pass.
+        previous: per prompt, token ids of an earlier answer to the same question (the previous video frame's)
+            to draft from, or None (temporal drafts; see :class:`text4seg.decoding.drafts.Drafter`).
+        max_temporal_draft: most draft tokens of a pass whose draft starts with the previous answer (None:
+            ``max_draft``).
 
     Returns:
         Per prompt ``(token ids, forward passes)``: the new tokens up to and including the end token, and the
@@ -241,6 +247,8 @@ def generate_fast(
     """
     from text4seg.modeling.inputs import encode_prompt, prepare_image
 
+    if previous is not None and len(previous) != len(prompts):
+        raise ValueError(f"previous: {len(previous)} entries for {len(prompts)} prompts")
     tokenizer = getattr(processor, "tokenizer", processor)
     base = _base_model(model)
     device = model.device
@@ -319,7 +327,9 @@ def generate_fast(
     rows = [
         _Row(
             i,
-            Drafter(constraints[i], enforce, row_ids[i], max_draft if speculate else 0),
+            Drafter(constraints[i], enforce, row_ids[i], max_draft if speculate else 0,
+                    previous=None if previous is None else previous[i],
+                    max_temporal_draft=max_temporal_draft if speculate else 0),
             int(budgets[i]),
             [],
         )

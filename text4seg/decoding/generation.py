@@ -20,12 +20,15 @@ class GeneratedText:
         tokens: new tokens generated for this prompt (including the end token when one was produced).
         forward_passes: decoder forward passes of the batch that produced it (shared by batched prompts).
         seconds: wall time of the batch divided by the number of prompts in it.
+        ids: the new token ids (empty when the backend does not give them); an earlier answer to pass as
+            ``previous=`` for temporal drafts.
     """
 
     text: str
     tokens: int
     forward_passes: int
     seconds: float
+    ids: tuple[int, ...] = ()
 
 
 @runtime_checkable

@@ -397,10 +397,11 @@ def convert_ms_swift_llava(
     processor = AutoProcessor.from_pretrained(str(base_path))
     processor.chat_template = MS_SWIFT_TEMPLATE
     processor.tokenizer.chat_template = MS_SWIFT_TEMPLATE
-    side = 336
+    # the stretch goes to the base's vision tower input (336 for llava-1.5), not to a guess
+    from transformers import AutoConfig
+
+    side = int(AutoConfig.from_pretrained(str(base_path)).vision_config.image_size)
     ip = processor.image_processor
-    crop = getattr(ip, "crop_size", None) or {}
-    side = int(crop.get("height", side)) if isinstance(crop, dict) else side
     ip.do_center_crop, ip.do_resize = False, False  # prepare_image stretches (bicubic) to the tower's size
     from safetensors.torch import save_file
 

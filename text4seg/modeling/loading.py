@@ -219,6 +219,10 @@ def load_model(
         **fields: single :class:`LoadOptions` fields (``device="cpu"``, ``load_in_4bit=True``, ...) changing
             ``options``.
 
+    A model whose config has the ``reference`` profile (a converted official checkpoint) loaded in half
+    precision keeps its vision tower in fp32, as the original code runs it
+    (:func:`text4seg.modeling.precision.keep_vision_fp32`); ``LoadedModel.dtype`` is the language model's.
+
     Returns:
         :class:`LoadedModel`. Without any ``text4seg_config.json`` the defaults of :class:`Text4SegConfig` are
         used and a warning says so.
@@ -276,6 +280,11 @@ def load_model(
         raise ValueError(f"model {model}: its .bin weights hold objects other than plain tensors, refused "
                          f"(torch.load(weights_only=True): {first}); use safetensors weights from a trusted "
                          "source") from None
+    if config.profile == "reference" and torch_dtype != torch.float32:
+        # the original runs CLIP in fp32 beside its fp16 language model (CHECKPOINTS.md)
+        from text4seg.modeling.precision import keep_vision_fp32
+
+        keep_vision_fp32(hf_model, model, torch_dtype)
     if quant is None:
         hf_model.to(dev)
     if adapter is not None:
