@@ -321,3 +321,21 @@ def test_demo_command_passes_the_video_options(monkeypatch):
     assert DemoOptions().sam2 is None and DemoOptions().max_video_frames == 300
     with pytest.raises(ValueError, match="max_video_frames 0: expected an integer >= 1"):
         DemoOptions(max_video_frames=0)
+
+
+def test_gif_and_mp4_uploads_through_pyav_with_header_checks(tmp_path):
+    pytest.importorskip("av")
+    from text4seg.video_io import write_gif, write_mp4
+
+    frames = [np.full((H, W, 3), 20 * k, dtype=np.uint8) for k in range(4)]
+    handler, backend = _stub_handler(tmp_path)
+    result = handler.segment_video(str(write_gif(tmp_path / "clip.gif", frames, fps=4)), "expression", "x")
+    assert backend.asked == [0, 20, 40, 60] and result.record["fps"] == pytest.approx(4.0)
+    assert [e["frame"] for e in result.record["per_frame"]] == ["00000", "00001", "00002", "00003"]
+    video = write_mp4(tmp_path / "clip.mp4", [np.zeros((32, 48, 3), np.uint8)] * 3)
+    handler, backend = _stub_handler(tmp_path, max_pixels=1000)
+    with pytest.raises(ValueError, match=r"^clip.mp4: 48x32 = 1536 pixels per frame exceeds the limit of 1000$"):
+        handler.segment_video(str(video), "expression", "x")
+    handler, backend = _stub_handler(tmp_path, max_video_pixels=2 * 48 * 32)
+    result = handler.segment_video(str(video), "expression", "x")
+    assert len(result.masks) == 2 and result.record["note"].startswith("cut to the first 2 frames")
