@@ -288,18 +288,20 @@ def test_timeline_picture_scales_to_long_videos():
     assert timeline_picture(["model"] * 2000, []).size == (2000, 35)  # at least a pixel per frame
 
 
+@pytest.mark.slow  # importing gradio alone takes seconds
 def test_page_has_both_tabs_and_offers_propagate_only_with_sam2(tmp_path):
     pytest.importorskip("gradio", reason="the demo needs gradio (pip install 'text4seg[demo]')")
     from text4seg.demo import build_app
 
     for propagator, choices in ((None, ["per-frame"]), (FakePropagator(), ["per-frame", "propagate"])):
         handler, _ = _stub_handler(tmp_path, propagator=propagator)
-        config = build_app(handler).get_config_file()
+        app = build_app(handler)
+        config = app.get_config_file()
         labels = [c["props"].get("label") for c in config["components"] if c["type"] == "tabitem"]
         assert labels == ["Image", "Video"]
         (strategy,) = [c for c in config["components"] if c["props"].get("elem_id") == "t4s-video-strategy"]
         assert [choice[0] for choice in strategy["props"]["choices"]] == choices
-        fns = {f.api_name: f for f in build_app(handler).fns.values()}
+        fns = {f.api_name: f for f in app.fns.values()}
         assert {"segment", "segment_video", "preview"} <= set(fns)
         # one model: the two tabs share one slot, so an image and a video request queue behind each other
         for name in ("segment", "segment_video"):
