@@ -1,6 +1,8 @@
 """The demo served for real: a second concurrent request waits in Gradio's queue (gradio_client), and headless
 Chromium (Debian's chromium + chromedriver through Selenium; nothing downloaded) drives the page: upload, query,
-Segment, the overlay appears, the downloaded mask equals Segmenter's, a corrupt upload shows the CLI's message."""
+Segment, the overlay appears, the downloaded mask equals Segmenter's, a corrupt upload shows the CLI's message;
+in the Video tab an uploaded MP4 gives the result JSON of Segmenter.segment_video and a zip with a ".." entry is
+refused in the page."""
 
 from __future__ import annotations
 
@@ -232,3 +234,85 @@ def test_server_refuses_uploads_over_the_limit(tmp_path):
     # the upload never reaches the disk: Gradio answers 413 with the limit (0.01 MB = 10485 bytes)
     assert big.status_code == 413 and "maximum allowed size of 10485 bytes" in big.text
     assert small.status_code == 200 and small.json()[0].endswith("small.png")
+
+
+@pytest.mark.slow
+def test_browser_video_tab_segments_an_upload(browser_paths, demo_server, tiny_model_dir, tmp_path, monkeypatch):
+    chromium, chromedriver = browser_paths
+    import zipfile
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from text4seg.options import LoadOptions
+    from text4seg.segmenter import Segmenter
+    from text4seg.video_io import read_frames, write_mp4
+
+    rng = np.random.default_rng(2)
+    video = write_mp4(tmp_path / "clip.mp4", [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(3)],
+                      fps=3)
+    unsafe = tmp_path / "unsafe.zip"
+    with zipfile.ZipFile(unsafe, "w") as archive:
+        archive.writestr("../evil.png", EXAMPLE.read_bytes())
+
+    monkeypatch.setenv("SE_OFFLINE", "true")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1280,1400", "--hide-scrollbars"):
+        options.add_argument(arg)
+    browser = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
+    wait = WebDriverWait(browser, 240)
+
+    def status_text() -> str:
+        return browser.find_element(By.CSS_SELECTOR, "#t4s-video-status").text
+
+    def open_video_tab():
+        browser.get(demo_server)
+        tab = wait.until(ec.element_to_be_clickable((By.XPATH, "//button[@role='tab' and normalize-space()='Video']")))
+        tab.click()
+        return wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#t4s-video-upload input[type=file]")))
+
+    try:
+        open_video_tab().send_keys(str(video))
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#t4s-video-upload [aria-label='clip.mp4']")))
+        browser.find_element(By.CSS_SELECTOR, "#t4s-video-query textarea").send_keys("the red circle")
+        browser.find_element(By.CSS_SELECTOR, "#t4s-video-segment").click()
+        wait.until(lambda _: "3 frames 32x32 (per-frame): 3 model" in status_text())
+        shown = wait.until(lambda b: [v.get_attribute("src") for v in
+                                      b.find_elements(By.CSS_SELECTOR, "#t4s-video-overlay video[src]")] or None)
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#t4s-video-timeline img")))
+        links = wait.until(lambda b: [a.get_attribute("href") for a in
+                                      b.find_elements(By.CSS_SELECTOR, "#t4s-video-files a[href]")] or None)
+        assert "model (3)" in browser.find_element(By.CSS_SELECTOR, "#t4s-video-details").text
+        browser.save_screenshot(str(tmp_path / "demo_video.png"))
+        json_href = next(h for h in links if h.split("?")[0].endswith("result.json"))
+        with urllib.request.urlopen(json_href, timeout=30) as response:
+            record = json.loads(response.read())
+        with urllib.request.urlopen(shown[0], timeout=30) as response:
+            (tmp_path / "shown.mp4").write_bytes(response.read())
+
+        # a zip with a '..' entry: refused, the message in the page
+        open_video_tab().send_keys(str(unsafe))
+        browser.find_element(By.CSS_SELECTOR, "#t4s-video-query textarea").send_keys("the red circle")
+        browser.find_element(By.CSS_SELECTOR, "#t4s-video-segment").click()
+        wait.until(lambda _: "error: unsafe.zip: unsafe entry '../evil.png'" in status_text())
+        assert "Traceback" not in browser.page_source
+    finally:
+        browser.quit()
+
+    frames = read_frames(video).frames
+    expected = Segmenter.from_pretrained(tiny_model_dir, load=LoadOptions(device="cpu")).segment_video(
+        frames, "the red circle")
+    from pycocotools import mask as mask_utils
+
+    page = np.stack([mask_utils.decode(dict(e["rle"], counts=e["rle"]["counts"].encode())).astype(bool)
+                     for e in record["per_frame"]])
+    assert record["video"] == "clip.mp4" and record["strategy"] == "per-frame" and record["frames"] == 3
+    assert np.array_equal(page, expected.masks)
+    assert [e["source"] for e in record["per_frame"]] == expected.sources == ["model"] * 3
+    assert len(read_frames(tmp_path / "shown.mp4").frames) == 3
+    assert not (tmp_path.parent / "evil.png").exists()

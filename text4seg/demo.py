@@ -3,8 +3,8 @@
 
 Two layers:
 
-- :class:`DemoHandler` answers requests in plain Python (no Gradio): it checks an upload (file size, pixel
-  count before decoding, readable image), runs the segmenter (one or several queries; referring, instruction or
+- :class:`DemoHandler` answers requests in plain Python (no Gradio): for an image it checks an upload (file
+  size, pixel count before decoding, readable image), runs the segmenter (one or several queries; referring, instruction or
   classes mode; a decoding mode per request; optional SAM refinement), draws the overlay, the legend and the
   descriptor grid, and writes the downloads (the mask PNG and the JSON of ``text4seg segment --json``, built by
   the same helpers of :mod:`text4seg.segment`). Bad input raises ``ValueError`` with the message the CLI prints;
@@ -12,8 +12,12 @@ Two layers:
 - :func:`build_app` wires the handler into Gradio components; :func:`serve` queues requests (one model:
   one request at a time, the others wait their turn) and binds to 127.0.0.1 unless asked otherwise.
 
-The model is loaded once (:func:`load_demo`) before the page starts. The page has an image tab; a video tab
-follows once video segmentation (``Segmenter.segment_video``) lands.
+The model is loaded once (:func:`load_demo`) before the page starts. The page has two tabs: Image (above) and
+Video: an uploaded video file (PyAV) or zip of frames (extracted safely: no path traversal, bounded size and
+frame count, natural frame order) segmented by one expression or instruction with
+:meth:`Segmenter.segment_video` (per-frame with a stride, or keyframes carried by SAM2 when started with
+``--sam2``), shown as an overlay MP4 and a per-frame timeline of mask sources and keyframes, with the
+``text4seg segment-video`` result JSON and a zip of the mask PNGs as downloads.
 
 Example::
 
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import io
 import json
 import logging
 import os
@@ -48,6 +53,11 @@ __all__ = [
     "PALETTE",
     "DemoOptions",
     "DemoResult",
+    "VideoResult",
+    "VIDEO_MODES",
+    "SOURCE_COLOURS",
+    "extract_zip_frames",
+    "timeline_picture",
     "DemoHandler",
     "load_demo",
     "build_app",
@@ -68,6 +78,12 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
     (23, 190, 207), (227, 119, 194), (188, 189, 34), (140, 86, 75), (127, 127, 127),
 )
 _GRID_BACKGROUND = (40, 40, 40)
+VIDEO_MODES = ("expression", "instruction")
+# timeline colours per frame source
+SOURCE_COLOURS: dict[str, tuple[int, int, int]] = {
+    "model": (214, 39, 40), "propagated": (31, 119, 180), "nearest": (188, 189, 34), "empty": (127, 127, 127),
+}
+_UNZIP_FACTOR = 8  # a zip of frames may hold this many times the upload limit, unzipped
 _KEEP_REQUEST_DIRS = 32  # download folders kept; older ones were served long ago (one request at a time)
 
 
@@ -90,11 +106,19 @@ class DemoOptions:
                                         "in the page", group="refinement", metavar="FILE")
     sam_type: str = option("vit_h", "SAM model type of --sam-checkpoint", group="refinement",
                            choices=("vit_h", "vit_l", "vit_b"))
+    sam2: str | None = option(None, "SAM2 video model, hub id (e.g. facebook/sam2.1-hiera-large) or directory: "
+                              "offers the propagate strategy in the Video tab", group="refinement",
+                              metavar="ID|DIR")
+    max_video_frames: int = option(300, "most frames of a video; longer videos are cut to their first N",
+                                   group="limits", metavar="N")
+    max_video_pixels: int = option(300 * 1280 * 720, "most pixels of a video, frames x width x height (checked "
+                                   "before decoding); longer videos are cut to the frames that fit",
+                                   group="limits", metavar="N")
 
     def __post_init__(self) -> None:
         if not 0 <= int(self.port) <= 65535:
             raise ValueError(f"port {self.port}: expected 0..65535")
-        for name in ("queue_size", "max_pixels", "max_queries"):
+        for name in ("queue_size", "max_pixels", "max_queries", "max_video_frames", "max_video_pixels"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} {getattr(self, name)}: expected an integer >= 1")
         if not self.max_upload_mb > 0:
@@ -146,6 +170,31 @@ class DemoResult:
     files: list[Path]
     summary: str
     rows: list[tuple[str, list[str], int, int, float, float]] = field(default_factory=list)
+
+
+@dataclass
+class VideoResult:
+    """One answered request of the Video tab.
+
+    Attributes:
+        overlay: the overlay MP4 (each frame's mask blended in red).
+        timeline: strip picture, a cell per frame coloured by its source, keyframes marked.
+        masks: (T, H, W) bool; sources, keyframes: as :class:`text4seg.video_segment.VideoSegmentation`.
+        record: the ``result.json`` record (``text4seg segment-video``'s, masks as COCO RLE).
+        files: the downloads: ``overlay.mp4``, ``result.json``, ``masks.zip`` (``masks/<frame>.png``, 0/255).
+        summary: one line: frames, sources, model answers, SAM2 passes, keyframes, time.
+        details: HTML legend of the timeline and a table of the frames the model answered.
+    """
+
+    overlay: Path
+    timeline: Image.Image
+    masks: np.ndarray
+    sources: list[str]
+    keyframes: list[int]
+    record: dict
+    files: list[Path]
+    summary: str
+    details: str
 
 
 def examples() -> list[tuple[Path, str, str]]:
@@ -228,11 +277,191 @@ def _blend(rgb: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int], alph
     rgb[mask] = (1.0 - alpha) * rgb[mask] + alpha * np.asarray(colour, dtype=np.float64)
 
 
+# ------------------------------------------------------------------------------------------------- video
+
+
+def extract_zip_frames(archive: str | os.PathLike, out: str | os.PathLike, *, name: str | None = None,
+                       max_frames: int | None = None, max_bytes: int | None = None) -> list[Path]:
+    """Extract the frames of a zip (``.jpg .jpeg .png .bmp .webp`` files, in any one folder of it) into the flat
+    folder ``out``, safely.
+
+    Every entry name is checked before anything is written: an absolute name, a drive letter or a ``..`` part
+    refuses the whole archive. Frames are taken in natural name order (``2.png`` before ``10.png``, as
+    :func:`text4seg.video_io.read_frames` orders a folder), the first ``max_frames`` of them; their bytes are
+    counted while they are read (not trusted from the archive's header) against ``max_bytes``. Other files,
+    folders and ``__MACOSX`` / dot-file clutter are skipped; entries are written as plain files (never links).
+
+    Args:
+        archive: the zip file; name: how messages name it (default: its file name).
+        out: folder to create (it must not exist yet or be empty).
+
+    Returns:
+        The extracted frame files, in order.
+
+    Raises:
+        ValueError: not a readable zip, an unsafe entry name, an encrypted frame, no frames, two frames of the
+            same name in different folders, more than ``max_bytes`` unzipped.
+    """
+    import zipfile
+    import zlib
+
+    from text4seg.video_io import FRAME_SUFFIXES
+
+    archive = Path(archive)
+    name = name or archive.name
+    out = Path(out)
+    try:
+        with zipfile.ZipFile(archive) as handle:
+            infos = handle.infolist()
+            for info in infos:
+                entry = info.filename.replace("\\", "/")
+                parts = entry.split("/")
+                if entry.startswith("/") or ":" in parts[0] or ".." in parts:
+                    raise ValueError(f"{name}: unsafe entry {info.filename!r} (an absolute path or '..'): "
+                                     f"refusing the archive")
+            frames = []
+            for info in infos:
+                parts = info.filename.replace("\\", "/").split("/")
+                if info.is_dir() or "__MACOSX" in parts or any(p.startswith(".") for p in parts if p):
+                    continue
+                if Path(parts[-1]).suffix.lower() in FRAME_SUFFIXES:
+                    frames.append((parts[-1], info))
+            if not frames:
+                raise ValueError(f"{name}: no frames ({', '.join(FRAME_SUFFIXES)} files) in this zip")
+            seen: dict[str, str] = {}
+            for base, info in frames:
+                if base in seen:
+                    raise ValueError(f"{name}: two frames named {base} ({seen[base]}, {info.filename}): put the "
+                                     f"frames of one video in one folder")
+                seen[base] = info.filename
+            frames.sort(key=lambda item: _natural_key(item[0]))
+            frames = frames[:max_frames] if max_frames else frames
+            out.mkdir(parents=True, exist_ok=True)
+            total, written = 0, []
+            for base, info in frames:
+                if info.flag_bits & 0x1:
+                    raise ValueError(f"{name}: {info.filename} is encrypted")
+                target = out / base
+                with handle.open(info) as source, target.open("wb") as sink:
+                    while chunk := source.read(1 << 20):
+                        total += len(chunk)
+                        if max_bytes is not None and total > max_bytes:
+                            raise ValueError(f"{name}: more than {max_bytes / 2**20:g} MB of frames unzipped "
+                                             f"(the limit is {_UNZIP_FACTOR} x --max-upload-mb)")
+                        sink.write(chunk)
+                written.append(target)
+            return written
+    except zipfile.BadZipFile as err:
+        raise ValueError(f"{name}: not a readable zip file ({err})") from None
+    except (zipfile.LargeZipFile, NotImplementedError, EOFError, zlib.error) as err:
+        raise ValueError(f"{name}: not a readable zip file ({type(err).__name__}: {err})") from None
+
+
+def _natural_key(file_name: str) -> list:
+    import re
+
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", Path(file_name).stem)]
+
+
+def _frame_sizes(folder: Path, name: str) -> list[tuple[str, tuple[int, int]]]:
+    """``(label, (width, height))`` of each frame file from its header (unreadable files are left to
+    ``read_frames``, which names them)."""
+    sizes = []
+    for path in sorted(folder.iterdir(), key=lambda p: _natural_key(p.name)):
+        try:
+            with Image.open(path) as image:
+                sizes.append((f"{name}/{path.name}", image.size))
+        except Exception:  # noqa: BLE001 - read_frames reports it with the CLI's message
+            continue
+    return sizes
+
+
+def _video_size(path: Path, name: str) -> list[tuple[str, tuple[int, int]]]:
+    """``[(name, (width, height))]`` of a video file's first video stream, from its header (nothing decoded);
+    empty when PyAV cannot tell (``read_frames`` then reports why)."""
+    from text4seg._optional import require
+
+    av = require("av", extra="video", purpose="reading video files")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return []
+            context = container.streams.video[0].codec_context
+            if context.width and context.height:
+                return [(name, (int(context.width), int(context.height)))]
+    except Exception:  # noqa: BLE001 - read_frames reports it with the CLI's message
+        return []
+    return []
+
+
+def _whole(value: Any, flag: str) -> int:
+    """A whole number >= 1 from a page field (Gradio numbers arrive as floats)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not number >= 1 or number != int(number):
+        raise ValueError(f"{flag} {value!r}: expected an integer >= 1")
+    return int(number)
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def timeline_picture(sources: Sequence[str], keyframes: Sequence[int], *, width: int = 600,
+                     height: int = 28) -> Image.Image:
+    """A strip of the video's frames, one cell per frame coloured by where its mask came from
+    (:data:`SOURCE_COLOURS`), keyframes marked with a white bar above their cell.
+
+    Args:
+        sources: per frame ``"model"``, ``"propagated"``, ``"nearest"`` or ``"empty"``.
+        keyframes: frame indices to mark.
+        width: about this wide (cells are 2..24 px; at least one px per frame).
+    """
+    count = max(1, len(sources))
+    cell = max(1, min(24, width // count))
+    gap = 1 if cell >= 4 else 0
+    mark = max(4, height // 4)
+    picture = Image.new("RGB", (count * cell, height + mark), _GRID_BACKGROUND)
+    draw = ImageDraw.Draw(picture)
+    for k, source in enumerate(sources):
+        draw.rectangle([k * cell, mark, (k + 1) * cell - 1 - gap, height + mark - 1],
+                       fill=SOURCE_COLOURS.get(source, _GRID_BACKGROUND))
+    for k in keyframes:
+        draw.rectangle([k * cell, 0, (k + 1) * cell - 1 - gap, mark - 2], fill=(255, 255, 255))
+    return picture
+
+
+def timeline_html(names: Sequence[str], result: Any, counts: dict[str, int]) -> str:
+    """The timeline's legend (a swatch and count per source) and a table of the frames the model answered:
+    frame, source, keyframe, confidence score (``best`` candidates), foreground share (escaped HTML)."""
+    items = []
+    for source, n in counts.items():
+        r, g, b = SOURCE_COLOURS[source]
+        items.append(f'<span style="margin-right:1em;white-space:nowrap"><span style="display:inline-block;'
+                     f'width:0.9em;height:0.9em;background:rgb({r},{g},{b});vertical-align:middle;'
+                     f'margin-right:0.3em;border:1px solid #333"></span>{source} ({n})</span>')
+    items.append('<span style="white-space:nowrap">white bar: keyframe</span>')
+    answered = sorted(set(result.texts) | set(result.scores) | set(result.keyframes))
+    rows = []
+    for k in answered:
+        score = result.scores.get(k)
+        rows.append(f"<tr><td>{html.escape(names[k])}</td><td>{html.escape(result.sources[k])}</td>"
+                    f"<td>{'yes' if k in result.keyframes else ''}</td>"
+                    f"<td>{'' if score is None else f'{score:.3f}'}</td>"
+                    f"<td>{100 * float(result.masks[k].mean()):.1f}%</td></tr>")
+    head = "<tr><th>frame</th><th>source</th><th>keyframe</th><th>score</th><th>foreground</th></tr>"
+    return (f'<div class="t4s-timeline-legend">{"".join(items)}</div>'
+            f'<div style="max-height:16em;overflow-y:auto"><table class="t4s-video-frames">{head}'
+            f'{"".join(rows)}</table></div>')
+
+
 # ------------------------------------------------------------------------------------------------- handler
 
 
 class DemoHandler:
-    """The image tab's requests, in plain Python; one model, loaded once.
+    """The page's requests (Image and Video tabs), in plain Python; one model, loaded once.
 
     Args:
         segmenter: the loaded :class:`text4seg.segmenter.Segmenter`.
@@ -242,12 +471,16 @@ class DemoHandler:
         model, adapter: names reported in the JSON.
         load_seconds: model loading time (reported).
         workdir: where downloads are written (default: a temporary folder removed by :meth:`close`).
+        propagator: a :class:`text4seg.refine.sam2_video.Sam2Propagator` (or an object with its
+            ``propagate``); None: the Video tab offers per-frame only.
     """
 
     def __init__(self, segmenter: Any, options: DemoOptions | None = None, *, refiner: Any = None,
                  model: str | os.PathLike = "", adapter: str | os.PathLike | None = None,
-                 load_seconds: float = 0.0, workdir: str | os.PathLike | None = None) -> None:
+                 load_seconds: float = 0.0, workdir: str | os.PathLike | None = None,
+                 propagator: Any = None) -> None:
         self.segmenter = segmenter
+        self.propagator = propagator
         self.options = options or DemoOptions()
         self.refiner = refiner
         self.model = str(model)
@@ -474,6 +707,166 @@ class DemoHandler:
             shutil.rmtree(self.workdir / f"request_{old:06d}", ignore_errors=True)
         return folder
 
+    # ---- the Video tab
+    @property
+    def strategies(self) -> tuple[str, ...]:
+        """Video strategies a request may pick: propagate only with a SAM2 model (``--sam2``)."""
+        return ("per-frame", "propagate") if self.propagator is not None else ("per-frame",)
+
+    def load_video(self, path: str | os.PathLike | None, folder: Path) -> tuple[Any, str, str]:
+        """Check and decode an uploaded video file or zip of frames.
+
+        Args:
+            path: the upload: a video file (MP4, WebM, GIF, ...: anything PyAV decodes) or a ``.zip`` of frames.
+            folder: where a zip's frames are extracted (removed again once decoded).
+
+        Returns:
+            ``(VideoFrames, the upload's name, a note when the video was cut to the limits, else "")``.
+
+        Raises:
+            ValueError / FileNotFoundError: no file, over the upload limit, an unsafe or unreadable zip, a frame
+                over the pixel limit, or not a readable video; the messages are ``text4seg segment-video``'s,
+                naming the upload by its name.
+        """
+        from text4seg.video_io import read_frames
+
+        if path is None or str(path) == "":
+            raise ValueError("no video: upload a video file or a zip of frames")
+        path = Path(path)
+        name = path.name
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise FileNotFoundError(f"video file not found: {name}") from None
+        if size > self.options.max_upload_bytes:
+            raise ValueError(f"{name}: {size / 2**20:.1f} MB exceeds the upload limit of "
+                             f"{self.options.max_upload_mb:g} MB")
+        max_frames = self.options.max_video_frames
+        source, shown = path, str(path)
+        if path.suffix.lower() == ".zip":
+            source = folder / "frames"
+            shown = str(source)
+        try:
+            if source != path:
+                extract_zip_frames(path, source, name=name, max_frames=max_frames + 1,
+                                   max_bytes=_UNZIP_FACTOR * self.options.max_upload_bytes)
+                sizes = _frame_sizes(source, name)
+            else:
+                sizes = _video_size(path, name)
+            if sizes:
+                width, height = sizes[0][1]
+                for label, (w, h) in sizes:
+                    if w * h > self.options.max_pixels:
+                        raise ValueError(f"{label}: {w}x{h} = {w * h} pixels per frame exceeds the limit of "
+                                         f"{self.options.max_pixels}")
+                fits = self.options.max_video_pixels // (width * height)
+                if fits < 1:
+                    raise ValueError(f"{name}: a {width}x{height} frame exceeds the video limit of "
+                                     f"{self.options.max_video_pixels} pixels")
+                max_frames = min(max_frames, fits)
+            try:
+                frames = read_frames(source, max_frames=max_frames + 1)
+            except (ValueError, OSError) as err:
+                raise type(err)(str(err).replace(shown, name)) from err
+        finally:
+            if source != path:
+                shutil.rmtree(source, ignore_errors=True)
+        note = ""
+        if len(frames.frames) > max_frames:
+            frames.frames, frames.names = frames.frames[:max_frames], frames.names[:max_frames]
+            which = ("--max-video-frames" if max_frames == self.options.max_video_frames
+                     else f"--max-video-pixels {self.options.max_video_pixels} at this frame size")
+            note = f"cut to the first {max_frames} frames ({which})"
+        return frames, name, note
+
+    def segment_video(self, video_path: str | os.PathLike | None, mode: str = "expression",
+                      text: str | None = "", strategy: str = "per-frame", frame_stride: Any = 1,
+                      keyframes: str = "first", candidates: Any = 4, decoding: str | None = None) -> VideoResult:
+        """Answer one request of the Video tab (:meth:`text4seg.segmenter.Segmenter.segment_video`).
+
+        Args:
+            video_path: uploaded video file or zip of frames.
+            mode: ``"expression"`` (a referring expression) or ``"instruction"`` (sent as is).
+            text: the expression or instruction (one line).
+            strategy: ``"per-frame"`` or, when the demo has a SAM2 model, ``"propagate"``.
+            frame_stride: per-frame: answer every k-th frame.
+            keyframes, candidates: propagate: ``first|middle|best|stride:N`` and the ``best`` candidates.
+            decoding: one of :attr:`decoding_modes` (default: the loaded one).
+
+        Returns:
+            :class:`VideoResult`.
+
+        Raises:
+            ValueError / FileNotFoundError: bad upload or request (the message says what and why).
+        """
+        from text4seg.video_segment import parse_keyframes
+
+        t0 = time.perf_counter()
+        if mode not in VIDEO_MODES:
+            raise ValueError(f"mode {mode!r}: expected one of {', '.join(VIDEO_MODES)}")
+        query = " ".join((text or "").split())
+        if not query:
+            raise ValueError(f"no query: type {'a referring expression' if mode == 'expression' else 'an instruction'}")
+        if strategy not in self.strategies:
+            if strategy == "propagate":
+                raise ValueError("--video-strategy propagate needs a SAM2 model: start the demo with --sam2 ID|DIR")
+            raise ValueError(f"--video-strategy {strategy!r}: expected one of {', '.join(self.strategies)}")
+        stride = _whole(frame_stride, "--frame-stride")
+        count = _whole(candidates, "--candidates")
+        if strategy == "propagate":
+            parse_keyframes(str(keyframes))
+        segmenter = self.segmenter_for(decoding)
+        folder = self._request_dir()
+        frames, name, note = self.load_video(video_path, folder)
+        kwargs: dict[str, Any] = {"strategy": strategy}
+        if strategy == "per-frame":
+            kwargs["frame_stride"] = stride
+        else:
+            kwargs.update(keyframes=str(keyframes), candidates=count, propagator=self.propagator)
+        if mode == "expression":
+            result = segmenter.segment_video(frames.frames, query, **kwargs)
+        else:
+            result = segmenter.segment_video(frames.frames, instruction=query, **kwargs)
+        return self._present_video(frames, name, query, result, segmenter, note, folder, time.perf_counter() - t0)
+
+    def _present_video(self, frames: Any, name: str, query: str, result: Any, segmenter: Any, note: str,
+                       folder: Path, seconds: float) -> VideoResult:
+        import zipfile
+
+        from text4seg.images import overlay_mask
+        from text4seg.io import atomic_write, write_json_atomic
+        from text4seg.video_io import write_mp4
+        from text4seg.video_segment import video_record
+
+        overlays = [np.asarray(overlay_mask(frame, mask)) for frame, mask in zip(frames.frames, result.masks)]
+        overlay_path = write_mp4(folder / "overlay.mp4", overlays, frames.fps)
+        masks_path = folder / "masks.zip"
+        with atomic_write(masks_path, binary=True) as handle:
+            with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+                for frame_name, mask in zip(frames.names, result.masks):
+                    buffer = io.BytesIO()
+                    Image.fromarray(mask.astype(np.uint8) * 255).save(buffer, format="PNG")
+                    archive.writestr(f"masks/{frame_name}.png", buffer.getvalue())
+        record = video_record(result, frames, video=name, query=query, model=self.model, adapter=self.adapter,
+                              load_seconds=self.load_seconds, overlay=overlay_path.name, masks_dir="masks")
+        record["decoding"] = str(getattr(segmenter.backend, "decoding", self.decoding))
+        record["request_seconds"] = round(seconds, 3)
+        if note:
+            record["note"] = note
+        json_path = write_json_atomic(folder / "result.json", record)
+        counts = {s: result.sources.count(s) for s in ("model", "propagated", "nearest", "empty")}
+        height, width = frames.size
+        shown = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+        keys = ", ".join(frames.names[k] for k in result.keyframes) if result.keyframes else "none"
+        summary = (f"{len(frames.frames)} frames {width}x{height} ({result.strategy}): {shown}; "
+                   f"{result.model_calls} model answers, {result.forward_passes} forward passes, "
+                   f"{result.sam2_calls} SAM2 passes, keyframes {_shorten(keys)}, video {result.seconds:.2f} s, "
+                   f"request {seconds:.2f} s, decoding {record['decoding']}" + (f"; {note}" if note else ""))
+        return VideoResult(overlay=overlay_path, timeline=timeline_picture(result.sources, result.keyframes),
+                           masks=result.masks, sources=list(result.sources), keyframes=list(result.keyframes),
+                           record=record, files=[overlay_path, json_path, masks_path], summary=summary,
+                           details=timeline_html(frames.names, result, counts))
+
     # ---- Gradio callbacks: they never raise
     def preview(self, image_path: str | None) -> tuple[Any, str]:
         """``(image or None, status HTML)`` for a newly chosen file: the image, or why it cannot be used."""
@@ -495,6 +888,18 @@ class DemoHandler:
             return status_html(error_message(err), error=True), None, "", "", None, "", None
         return (status_html(result.summary), result.overlay, legend_html(result.legend), result.descriptor,
                 result.grid, details_html(result.rows), [str(p) for p in result.files])
+
+    def respond_video(self, video_path: str | None, mode: str, text: str | None, strategy: str,
+                      frame_stride: Any, keyframes: str, candidates: Any, decoding: str | None) -> tuple[Any, ...]:
+        """The Segment video button: ``(status, overlay video, timeline, details, files)``; any failure is a
+        message in ``status`` and empty outputs."""
+        try:
+            result = self.segment_video(video_path, mode, text, strategy, frame_stride, keyframes, candidates,
+                                        decoding)
+        except Exception as err:  # noqa: BLE001 - every failure becomes a message in the page
+            return status_html(error_message(err), error=True), None, None, "", None
+        return (status_html(result.summary), str(result.overlay), result.timeline, result.details,
+                [str(p) for p in result.files])
 
     def close(self) -> None:
         """Remove the downloads folder (when the handler made it)."""
@@ -550,7 +955,8 @@ def details_html(rows: Sequence[tuple[str, list[str], int, int, float, float]]) 
 def load_demo(model: str | os.PathLike, adapter: str | os.PathLike | None = None, *,
               load: LoadOptions | None = None, decoding: DecodingOptions | str | None = None,
               question_template: str | None = None, options: DemoOptions | None = None) -> DemoHandler:
-    """Load the model (and SAM, when ``options.sam_checkpoint`` is set) once, for :func:`serve`.
+    """Load the model (and SAM when ``options.sam_checkpoint`` is set, SAM2 when ``options.sam2`` is) once, for
+    :func:`serve`.
 
     Args:
         model, adapter: as :meth:`text4seg.segmenter.Segmenter.from_pretrained`.
@@ -570,14 +976,21 @@ def load_demo(model: str | os.PathLike, adapter: str | os.PathLike | None = None
 
         device = None if load is None or load.device is None else str(load.device)
         refiner = SamRefiner.from_checkpoint(options.sam_checkpoint, options.sam_type, device=device)
+    propagator = None
+    if options.sam2 is not None:
+        from text4seg.refine.sam2_video import Sam2Propagator
+
+        device = None if load is None or load.device is None else str(load.device)
+        propagator = Sam2Propagator.from_pretrained(options.sam2, device=device)
     return DemoHandler(segmenter, options, refiner=refiner, model=model, adapter=adapter,
-                       load_seconds=time.perf_counter() - t0)
+                       load_seconds=time.perf_counter() - t0, propagator=propagator)
 
 
 def build_app(handler: DemoHandler) -> Any:
     """The Gradio Blocks page over ``handler`` (not launched; :func:`serve` queues and launches it).
 
-    One tab, Image; the Video tab is added with video segmentation (``Segmenter.segment_video``, Video II).
+    Two tabs: Image (:meth:`DemoHandler.respond`) and Video (:meth:`DemoHandler.respond_video`); both run on
+    the one model, one request at a time (a shared concurrency slot).
     """
     gr = _gradio()
     config = handler.segmenter.config
@@ -621,6 +1034,53 @@ def build_app(handler: DemoHandler) -> Any:
             if bundled:
                 gr.Examples([[str(p), m, t] for p, m, t in bundled], inputs=[upload, mode, text],
                             label="bundled examples (synthetic)")
+        with gr.Tab("Video"):
+            with gr.Row():
+                with gr.Column():
+                    vupload = gr.File(label="video (MP4, WebM, GIF, ...) or a zip of frames (PNG, JPEG, ...)",
+                                      type="filepath", elem_id="t4s-video-upload")
+                    vmode = gr.Radio(list(VIDEO_MODES), value="expression", label="mode",
+                                     info="expression: a referring expression; instruction: sent as is",
+                                     elem_id="t4s-video-mode")
+                    vtext = gr.Textbox(label="expression", lines=1, elem_id="t4s-video-query",
+                                       placeholder="the red circle moving right")
+                    strategy = gr.Radio(list(handler.strategies), value="per-frame", label="strategy",
+                                        info="per-frame: the model on every k-th frame, the rest take the "
+                                        "nearest answer; propagate: the model on keyframes, SAM2 carries them"
+                                        + ("" if handler.propagator is not None
+                                           else " (start with --sam2 ID|DIR to offer propagate)"),
+                                        elem_id="t4s-video-strategy")
+                    with gr.Row():
+                        stride = gr.Number(1, label="frame stride (per-frame)", precision=0, minimum=1,
+                                           elem_id="t4s-video-stride")
+                        keyframes = gr.Dropdown(["first", "middle", "best", "stride:5"], value="first",
+                                                allow_custom_value=True, label="keyframes (propagate)",
+                                                info="first, middle, best or stride:N",
+                                                interactive=handler.propagator is not None,
+                                                elem_id="t4s-video-keyframes")
+                        candidates = gr.Number(4, label="candidates (best)", precision=0, minimum=1,
+                                               interactive=handler.propagator is not None,
+                                               elem_id="t4s-video-candidates")
+                    vdecoding = gr.Dropdown(list(handler.decoding_modes), value=handler.decoding,
+                                            label="decoding", elem_id="t4s-video-decoding")
+                    vbutton = gr.Button("Segment video", variant="primary", elem_id="t4s-video-segment")
+                    gr.Markdown(f"Videos up to {handler.options.max_video_frames} frames and "
+                                f"{handler.options.max_video_pixels / 1e6:g} megapixels in all (longer ones are "
+                                f"cut); a zip holds the frames of one video, taken in natural name order.")
+                with gr.Column():
+                    vstatus = gr.HTML(elem_id="t4s-video-status")
+                    voverlay = gr.Video(label="overlay", interactive=False, format="mp4", autoplay=False,
+                                        loop=True, elem_id="t4s-video-overlay")
+                    timeline = gr.Image(label="timeline: a cell per frame by mask source, keyframes marked",
+                                        interactive=False, type="pil", format="png", height=80,
+                                        elem_id="t4s-video-timeline")
+                    vdetails = gr.HTML(elem_id="t4s-video-details")
+                    vfiles = gr.File(label="downloads: overlay MP4, result JSON (COCO RLE), masks zip",
+                                     file_count="multiple", interactive=False, elem_id="t4s-video-files")
+        vbutton.click(handler.respond_video,
+                      inputs=[vupload, vmode, vtext, strategy, stride, keyframes, candidates, vdecoding],
+                      outputs=[vstatus, voverlay, timeline, vdetails, vfiles], api_name="segment_video",
+                      concurrency_limit=1, concurrency_id="model")
         upload.change(handler.preview, inputs=[upload], outputs=[preview, status], api_name="preview",
                       concurrency_limit=4, concurrency_id="preview")
         button.click(handler.respond, inputs=[upload, mode, text, decoding, refine],

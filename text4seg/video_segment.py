@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["STRATEGIES", "VideoSegmentation", "parse_keyframes", "segment_video", "keyframe_candidates",
-           "segment_video_file"]
+           "segment_video_file", "video_record"]
 
 STRATEGIES = ("per-frame", "propagate")
 
@@ -305,7 +305,6 @@ def segment_video_file(
     Raises:
         ValueError, FileNotFoundError: bad options or input (nothing is written then).
     """
-    from text4seg.datasets.coco_masks import encode_rle
     from text4seg.images import overlay_mask
     from text4seg.io import atomic_directory, write_json_atomic
     from text4seg.segment import resolve_question
@@ -342,9 +341,29 @@ def segment_video_file(
     overlays = [np.asarray(overlay_mask(frame, mask)) for frame, mask in zip(frames.frames, result.masks)]
     overlay_path = out / ("overlay.gif" if gif else "overlay.mp4")
     (write_gif if gif else write_mp4)(overlay_path, overlays, frames.fps)
-    record = {
+    record = video_record(result, frames, video=video, query=expression if expression is not None else instruction,
+                          model=model, adapter=adapter, load_seconds=load_seconds, overlay=overlay_path,
+                          masks_dir=out / "masks")
+    write_json_atomic(out / "result.json", record)
+    return record
+
+
+def video_record(result: VideoSegmentation, frames: Any, *, video: str | os.PathLike, query: str | None,
+                 model: str | os.PathLike, adapter: str | os.PathLike | None, load_seconds: float,
+                 overlay: str | os.PathLike, masks_dir: str | os.PathLike) -> dict:
+    """The ``result.json`` record of ``text4seg segment-video`` (and of the demo's Video tab): the run's options
+    and counts, then per frame its name, source, mask PNG (``masks_dir/<frame>.png``), COCO RLE and the model's
+    answer where it answered.
+
+    Args:
+        result: :func:`segment_video`'s answer; frames: the :class:`text4seg.video_io.VideoFrames` it ran on.
+        video, query, model, adapter, load_seconds, overlay: reported as given.
+    """
+    from text4seg.datasets.coco_masks import encode_rle
+
+    return {
         "video": str(video),
-        "query": expression if expression is not None else instruction,
+        "query": query,
         "model": str(model),
         "adapter": None if adapter is None else str(adapter),
         "frames": len(frames.frames),
@@ -359,12 +378,10 @@ def segment_video_file(
         "sam2_calls": result.sam2_calls,
         "load_seconds": round(load_seconds, 3),
         "seconds": round(result.seconds, 3),
-        "overlay": str(overlay_path),
+        "overlay": str(overlay),
         "per_frame": [
-            {"frame": name, "source": source, "mask_png": str(out / "masks" / f"{name}.png"), "rle": encode_rle(mask),
-             **({"text": result.texts[k]} if k in result.texts else {})}
+            {"frame": name, "source": source, "mask_png": str(Path(masks_dir) / f"{name}.png"),
+             "rle": encode_rle(mask), **({"text": result.texts[k]} if k in result.texts else {})}
             for k, (name, source, mask) in enumerate(zip(frames.names, result.sources, result.masks))
         ],
     }
-    write_json_atomic(out / "result.json", record)
-    return record

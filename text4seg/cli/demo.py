@@ -15,6 +15,7 @@ from text4seg.cli.options import (
 EPILOG = """examples:
   text4seg demo --model runs/quickstart/model --device cpu        # then open http://127.0.0.1:7860
   text4seg demo --model runs/t4s-llava --sam-checkpoint sam_vit_h_4b8939.pth --sam-type vit_h
+  text4seg demo --model runs/t4s-llava --sam2 facebook/sam2.1-hiera-large   # Video tab: propagate too
   text4seg demo --model runs/t4s-llava --host 0.0.0.0 --port 8080   # other machines too (warns)
 """
 
