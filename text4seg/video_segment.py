@@ -45,6 +45,8 @@ class VideoSegmentation:
         texts: frame -> the model's answer.
         model_calls: answers generated; forward_passes: decoder passes over them; sam2_calls: SAM2 passes.
         repaired: answers that needed repairs; repair_examples: a few of the repairs.
+        temporal_drafts: whether the answers drafted from the previous frame's; context_frames: earlier frames
+            shown with each answered frame.
         seconds: wall time.
         strategy: the strategy used (with its keyframe rule for propagate).
     """
@@ -61,6 +63,8 @@ class VideoSegmentation:
     strategy: str = "per-frame"
     repaired: int = 0
     repair_examples: list[str] = field(default_factory=list)
+    temporal_drafts: bool = False
+    context_frames: int = 0
 
 
 def parse_keyframes(rule: str) -> tuple[str, int | None]:
@@ -238,7 +242,7 @@ def segment_video(
             masks, sources, answered, texts={k: r.text for k, r in by_frame.items()}, model_calls=len(results),
             forward_passes=sum(r.forward_passes for r in results), seconds=time.perf_counter() - start,
             strategy=f"per-frame:{frame_stride}" if frame_stride > 1 else "per-frame", repaired=repaired,
-            repair_examples=examples)
+            repair_examples=examples, temporal_drafts=bool(temporal_drafts), context_frames=context_frames)
     if propagator is None:
         raise ValueError("--video-strategy propagate needs a SAM2 model (--sam2 ID|DIR)")
     kind, _ = parse_keyframes(keyframes)
@@ -370,7 +374,8 @@ def video_record(result: VideoSegmentation, frames: Any, *, video: str | os.Path
         "size": list(frames.size),
         "fps": frames.fps,
         "strategy": result.strategy,
-        "temporal_drafts": bool(temporal_drafts and strategy == "per-frame"),
+        "temporal_drafts": result.temporal_drafts,
+        "context_frames": result.context_frames,
         "keyframes": [frames.names[k] for k in result.keyframes],
         "scores": {frames.names[k]: v for k, v in result.scores.items()},
         "model_calls": result.model_calls,
