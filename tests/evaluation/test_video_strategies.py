@@ -77,3 +77,16 @@ def test_propagate_strategy_records_keyframes_and_sam2_calls(tmp_path):
         assert record["keyframes"] == expected
         assert (record["sam2_calls"] > 0) == bool(expected)
     assert 0.0 <= scores["jf"] <= 1.0 and np.isfinite(scores["jf"])
+
+
+def test_a_second_video_evaluation_on_the_same_folder_is_refused(tmp_path):
+    from text4seg.evaluation.lock import RunLock
+
+    root = tmp_path / "data"
+    samples = synthetic_videos(root, num_videos=1, num_frames=2)
+    out = tmp_path / "out"
+    out.mkdir()
+    with RunLock(out, 0):
+        with pytest.raises(ValueError, match="another evaluation"):
+            run("rvos", root, out, _stub(root, samples), dataset="synthetic-video")
+    assert run("rvos", root, out, _stub(root, samples), dataset="synthetic-video")["j"] == 1.0

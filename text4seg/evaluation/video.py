@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from text4seg.datasets.video_samples import VideoSample
+from text4seg.evaluation.lock import RunLock
 from text4seg.evaluation.records import SampleLog
 from text4seg.evaluation.shards import (
     RUN_FILE,
@@ -166,41 +167,42 @@ def evaluate_video(
         "limit": None if limit is None else int(limit),
     }
     out.mkdir(parents=True, exist_ok=True)
-    check_settings(out, settings)
-    write_json_atomic(out / RUN_FILE, settings)
-    done_file(out, rank, world).unlink(missing_ok=True)
+    with RunLock(out, rank):  # a second process on this folder and rank refuses here
+        check_settings(out, settings)
+        write_json_atomic(out / RUN_FILE, settings)
+        done_file(out, rank, world).unlink(missing_ok=True)
 
-    if segmenter is None:
-        segmenter = _build_segmenter(model, adapter, load, decoding, device)
-    segmenter = _with_question(segmenter, question_index, question_template)
-    propagator = None
-    if video_strategy == "propagate":
-        from text4seg.refine.sam2_video import Sam2Propagator
+        if segmenter is None:
+            segmenter = _build_segmenter(model, adapter, load, decoding, device)
+        segmenter = _with_question(segmenter, question_index, question_template)
+        propagator = None
+        if video_strategy == "propagate":
+            from text4seg.refine.sam2_video import Sam2Propagator
 
-        propagator = Sam2Propagator.from_pretrained(sam2, device=None if device is None else str(device))
-    run = _VideoRun(spec=spec, segmenter=segmenter, root=root, out=out, ground_truth=ground_truth,
-                    frame_stride=frame_stride, batch_size=int(batch_size), save_masks=save_masks,
-                    save_vis=int(save_vis), strategy=video_strategy, keyframes=keyframes,
-                    candidates=int(candidates), propagator=propagator, context_frames=context_frames)
-    total = None
-    if world == 1:
-        total = count_video(dataset, root, split)
-        total = total if limit is None else min(total, int(limit))
-    log = SampleLog(samples_file(out, rank, world))
-    try:
-        shard = run.shard(_video_groups(samples, limit), log, completed_records(out), rank, world,
-                          total=total, progress=progress)
-    finally:
-        log.close()
-    write_json_atomic(done_file(out, rank, world),
-                      {"rank": rank, "world_size": world, "samples": shard, "limit": settings["limit"]})
-    if world == 1:
-        return merge_shards(out, 1)
-    if state is not None:
-        state.wait_for_everyone()
-        if rank == 0:
-            return merge_shards(out, world)
-    return None
+            propagator = Sam2Propagator.from_pretrained(sam2, device=None if device is None else str(device))
+        run = _VideoRun(spec=spec, segmenter=segmenter, root=root, out=out, ground_truth=ground_truth,
+                        frame_stride=frame_stride, batch_size=int(batch_size), save_masks=save_masks,
+                        save_vis=int(save_vis), strategy=video_strategy, keyframes=keyframes,
+                        candidates=int(candidates), propagator=propagator, context_frames=context_frames)
+        total = None
+        if world == 1:
+            total = count_video(dataset, root, split)
+            total = total if limit is None else min(total, int(limit))
+        log = SampleLog(samples_file(out, rank, world))
+        try:
+            shard = run.shard(_video_groups(samples, limit), log, completed_records(out), rank, world,
+                              total=total, progress=progress)
+        finally:
+            log.close()
+        write_json_atomic(done_file(out, rank, world),
+                          {"rank": rank, "world_size": world, "samples": shard, "limit": settings["limit"]})
+        if world == 1:
+            return merge_shards(out, 1)
+        if state is not None:
+            state.wait_for_everyone()
+            if rank == 0:
+                return merge_shards(out, world)
+        return None
 
 
 def finish_video_run(out: Path, settings: dict, records: list[dict]) -> dict:
