@@ -32,6 +32,7 @@ from text4seg.evaluation.shards import (
     check_settings,
     completed_records,
     done_file,
+    finish_shard,
     merge_shards,
     rank_world,
     samples_file,
@@ -345,15 +346,7 @@ def evaluate(
                                       batch_size=int(batch_size), progress=progress)
         finally:
             log.close()
-        write_json_atomic(done_file(out, rank, world),
-                          {"rank": rank, "world_size": world, "samples": shard_samples, "limit": settings["limit"]})
-        if world == 1:
-            return merge_shards(out, 1)
-        if state is not None:
-            state.wait_for_everyone()
-            if rank == 0:
-                return merge_shards(out, world)
-        return None
+        return finish_shard(out, rank, world, state, shard_samples, settings["limit"])
 
 
 def _evaluate_instances(spec: TaskSpec, dataset: str, model: Any, adapter: Any, *, refiner: Any, world_size: Any,

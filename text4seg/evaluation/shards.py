@@ -23,7 +23,7 @@ from text4seg.evaluation.scoring import Scorer, markdown_table, per_class_table
 from text4seg.evaluation.tasks import task_spec
 from text4seg.io import write_json_atomic, write_jsonl_atomic, write_text_atomic
 
-__all__ = ["RUN_FILE", "SAMPLES_FILE", "check_settings", "completed_records", "done_file", "merge_shards",
+__all__ = ["RUN_FILE", "SAMPLES_FILE", "check_settings", "completed_records", "done_file", "finish_shard", "merge_shards",
            "rank_world", "samples_file"]
 
 RUN_FILE = "run.json"
@@ -166,3 +166,17 @@ def merge_shards(out: str | os.PathLike, world_size: int = 1) -> dict:
         text += "\n" + per_class_table(scores) + "\n"
     write_text_atomic(out / "scores.md", text)
     return scores
+
+
+def finish_shard(out: Path, rank: int, world: int, state: Any, samples: int, limit: int | None) -> dict | None:
+    """Mark shard ``rank`` done (its sample count) and merge: at once for a single process, else on rank 0
+    once every process of the accelerate ``state`` is done. Returns the scores where they were merged."""
+    write_json_atomic(done_file(out, rank, world),
+                      {"rank": rank, "world_size": world, "samples": samples, "limit": limit})
+    if world == 1:
+        return merge_shards(out, 1)
+    if state is not None:
+        state.wait_for_everyone()
+        if rank == 0:
+            return merge_shards(out, world)
+    return None

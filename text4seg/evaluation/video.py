@@ -39,7 +39,7 @@ from text4seg.evaluation.shards import (
     check_settings,
     completed_records,
     done_file,
-    merge_shards,
+    finish_shard,
     rank_world,
     samples_file,
 )
@@ -194,15 +194,7 @@ def evaluate_video(
                               total=total, progress=progress)
         finally:
             log.close()
-        write_json_atomic(done_file(out, rank, world),
-                          {"rank": rank, "world_size": world, "samples": shard, "limit": settings["limit"]})
-        if world == 1:
-            return merge_shards(out, 1)
-        if state is not None:
-            state.wait_for_everyone()
-            if rank == 0:
-                return merge_shards(out, world)
-        return None
+        return finish_shard(out, rank, world, state, shard, settings["limit"])
 
 
 def finish_video_run(out: Path, settings: dict, records: list[dict]) -> dict:
