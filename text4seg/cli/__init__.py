@@ -24,9 +24,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "segment-video": ("text4seg.cli.segment_video", "segment a video (file or folder of frames) by text, per frame "
                       "or with SAM2 propagation"),
     "convert": ("text4seg.cli.convert", "convert an official Text4Seg (LLaVA codebase) or ms-swift checkpoint"),
-    "eval": ("text4seg.cli.eval", "benchmark evaluation (refer-seg, rec, grefer-seg, reason-seg, semantic-seg, "
+    "eval": ("text4seg.cli.eval", "benchmark evaluation (refer-seg, rec, grefer-seg, reason-seg, semantic-seg, panoptic, instance, "
              "rvos, reasonvos)"),
-    "demo": ("text4seg.cli.demo", "a web page to try a model (Gradio; image tab)"),
+    "demo": ("text4seg.cli.demo", "a web page to try a model (Gradio; image and video tabs)"),
 }
 
 
