@@ -27,16 +27,20 @@ def test_data_builder_killed_mid_write_keeps_the_previous_json(tmp_path):
     previous = out.read_bytes()
     rng = random.Random(16)
     kills = 0
+
+    def writing() -> bool:  # the builder has opened its temp sibling of the output: it is mid-write
+        return any(p.name.startswith(f".{out.name}.") for p in tmp_path.iterdir())
+
     for _ in range(5):
-        proc = start(*args, "--seed", "1", "--repeat", "20", module="data_builders")
-        if kill_when(proc, lambda: True, rng.uniform(0.2, 2.5)):
+        proc = start(*args, "--seed", "1", "--repeat", "60", module="data_builders")
+        if kill_when(proc, writing, rng.uniform(0.0, 0.05)):
             kills += 1
             assert out.read_bytes() == previous  # the earlier complete file, byte for byte
         else:
             proc.communicate()
             break
     assert kills >= 1
-    done = run(*args, "--seed", "1", "--repeat", "20", module="data_builders")
+    done = run(*args, "--seed", "1", "--repeat", "60", module="data_builders")
     assert done.returncode == 0, done.stderr
     assert out.read_bytes() != previous and out.read_bytes().endswith(b"]\n")
     assert hidden(tmp_path) == []  # the killed writers' temp files are gone
