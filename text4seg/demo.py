@@ -529,6 +529,21 @@ class DemoHandler:
         return self._segmenters[decoding]
 
     # ---- input checks
+
+    def _upload(self, path: Any, kind: str, missing: str) -> tuple[Path, str]:
+        """The uploaded file's path and display name, checked: given, present, within the upload limit."""
+        if path is None or str(path) == "":
+            raise ValueError(missing)
+        path = Path(path)
+        name = path.name
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{kind} file not found: {name}") from None
+        if size > self.options.max_upload_bytes:
+            raise ValueError(f"{name}: {size / 2**20:.1f} MB exceeds the upload limit of "
+                             f"{self.options.max_upload_mb:g} MB")
+        return path, name
     def load_upload(self, path: str | os.PathLike | None) -> tuple[Image.Image, str]:
         """Check and decode an uploaded file.
 
@@ -545,17 +560,7 @@ class DemoHandler:
         """
         from text4seg.images import load_image
 
-        if path is None or str(path) == "":
-            raise ValueError("no image: upload one or pick an example")
-        path = Path(path)
-        name = path.name
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            raise FileNotFoundError(f"image file not found: {name}") from None
-        if size > self.options.max_upload_bytes:
-            raise ValueError(f"{name}: {size / 2**20:.1f} MB exceeds the upload limit of "
-                             f"{self.options.max_upload_mb:g} MB")
+        path, name = self._upload(path, "image", "no image: upload one or pick an example")
         try:
             return load_image(path, max_pixels=self.options.max_pixels), name
         except (ValueError, OSError) as err:
@@ -730,17 +735,7 @@ class DemoHandler:
         """
         from text4seg.video_io import read_frames
 
-        if path is None or str(path) == "":
-            raise ValueError("no video: upload a video file or a zip of frames")
-        path = Path(path)
-        name = path.name
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            raise FileNotFoundError(f"video file not found: {name}") from None
-        if size > self.options.max_upload_bytes:
-            raise ValueError(f"{name}: {size / 2**20:.1f} MB exceeds the upload limit of "
-                             f"{self.options.max_upload_mb:g} MB")
+        path, name = self._upload(path, "video", "no video: upload a video file or a zip of frames")
         max_frames = self.options.max_video_frames
         source, shown = path, str(path)
         if path.suffix.lower() == ".zip":
