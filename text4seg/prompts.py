@@ -18,6 +18,7 @@ __all__ = [
     "ALL_CLASSES_QUESTIONS",
     "ANSWER_SENTENCES",
     "CONDITION_QUESTIONS",
+    "GCG_QUESTIONS",
     "IMAGE_TOKEN",
     "PARTIAL_CLASSES_QUESTIONS",
     "PART_QUESTIONS",
@@ -25,6 +26,7 @@ __all__ = [
     "SEMANTIC_FAMILIES",
     "answer_text",
     "conversation_item",
+    "gcg_question",
     "part_question",
     "referring_question",
     "semantic_question",
@@ -88,6 +90,17 @@ PART_QUESTIONS: tuple[str, ...] = (
     "Where is the {expression} in this picture? Answer with a mask.",
     "Mark the {expression} in the image.",
     "Show the region of the {expression} as a segmentation mask.",
+)
+
+# Grounded conversation generation: a caption with marked phrases and their masks (text4seg.grounded).
+# Template 0 is GLaMM's GCG evaluation instruction.
+GCG_QUESTIONS: tuple[str, ...] = (
+    "Could you please give me a detailed description of the image? Please respond with interleaved "
+    "segmentation masks for the corresponding parts of the answer.",
+    "Can you provide a thorough description of this image? Please output with interleaved segmentation masks "
+    "for the corresponding phrases.",
+    "Please describe the image in detail and ground the objects you mention with segmentation masks.",
+    "Describe this picture and give a mask for each thing you name.",
 )
 
 SEMANTIC_FAMILIES: dict[str, tuple[str, ...]] = {
@@ -163,6 +176,11 @@ def semantic_question(
         _check_text(name, "class_names")
     name = f"{family.upper()}_CLASSES_QUESTIONS" if family != "condition" else "CONDITION_QUESTIONS"
     return _choose(SEMANTIC_FAMILIES[family], name, rng, template).format(classes=", ".join(class_names))
+
+
+def gcg_question(rng: random.Random | None = None, template: int | None = None) -> str:
+    """A grounded-caption request (:data:`GCG_QUESTIONS`); None -> template 0 (evaluation)."""
+    return _choose(GCG_QUESTIONS, "GCG_QUESTIONS", rng, template)
 
 
 def answer_text(descriptor: str, rng: random.Random | None = None, template: int | None = None) -> str:
