@@ -140,3 +140,26 @@ def test_label_scores_on_the_tiny_model(tiny_model_dir, tiny_data):
     seg = Segmenter(backend, loaded.config)
     res = seg.segment(image, classes=["circle"], instances=True)
     assert all(i.score is None or 0 < i.score <= 1 for i in res.instances)
+
+
+@pytest.mark.slow
+def test_instance_prompts_under_constrained_and_fast_decoding(tiny_model_dir, tiny_data):
+    """The grammar modes answer an instance-aware prompt with listed labels only, token-identically."""
+    from text4seg.decoding import HFGenerationBackend
+    from text4seg.images import load_image
+    from text4seg.modeling import load_model
+
+    loaded = load_model(tiny_model_dir, device="cpu")
+    image = load_image(tiny_data.root / tiny_data.samples[0].image)
+    classes = ["circle", "red square"]
+    allowed = set(instance_labels(classes)) | {loaded.config.background}
+    answers = {}
+    for mode in ("constrained", "fast"):
+        backend = HFGenerationBackend(loaded.model, loaded.processor, loaded.config, decoding=mode)
+        res = Segmenter(backend, loaded.config).segment(image, classes=classes, instances=True)
+        assert res.repairs == []
+        assert set(np.unique(res.grid.astype(str))) <= allowed
+        assert sum(int(i.mask.sum()) for i in res.instances) == int((res.mask > 0).sum())
+        answers[mode] = (res.token_ids, res.forward_passes)
+    assert answers["constrained"][0] == answers["fast"][0]
+    assert answers["fast"][1] <= answers["constrained"][1]
