@@ -238,3 +238,49 @@ def test_segment_chunk_size_errors():
         seg.segment(image, classes=["a"], chunk_size=0)
     with pytest.raises(ValueError, match="previous= drafts"):
         seg.segment_many([(image, None)], classes=["a"], chunk_size=1, previous=[None])
+
+
+# ------------------------------------------------------------------------------------------- tiny model
+
+
+@pytest.fixture(scope="module")
+def tiny_vocab_model(tmp_path_factory):
+    """A tiny LLaVA (random weights) with one cell token per class name of a 40-class list."""
+    from text4seg.modeling import build_tiny_model
+    from text4seg.prompts import semantic_question
+
+    names = [f"{a} {b}" for a in ("red", "blue", "green", "dark", "tall") for b in ("box", "cup", "tree", "rock",
+                                                                                     "door", "lamp", "road", "bird")]
+    out = build_tiny_model(tmp_path_factory.mktemp("tiny_vocab"), texts=[semantic_question(names)], labels=names,
+                           grid=4, patch_size=4, vision_hidden=32, vision_layers=1, text_hidden=64, text_layers=2,
+                           heads=2, mlp_ratio=2, vocab_size=400, max_positions=1024, seed=0, descriptor_form="plain")
+    return out, names
+
+
+@pytest.mark.slow
+def test_chunks_on_the_tiny_model_use_their_own_class_lists(tiny_vocab_model):
+    from text4seg.decoding.labels import allowed_labels
+
+    model_dir, names = tiny_vocab_model
+    image = np.random.default_rng(0).integers(0, 255, (16, 24, 3), dtype=np.uint8)
+    texts = {}
+    for mode in ("constrained", "fast"):
+        seg = Segmenter.from_pretrained(model_dir, decoding=mode, device="cpu")
+        res = seg.segment(image, classes=names, chunk_size=15)
+        chunks = res.extra["chunks"]
+        assert [c["classes"] for c in chunks] == [names[:15], names[15:30], names[30:]]
+        grids = []
+        for c in chunks:
+            # the grammar reads each chunk's labels from its own prompt: only its classes and the background
+            assert allowed_labels(c["prompt"], seg.config) == [*c["classes"], "others"]
+            decoded = decode_descriptor(c["text"], 4, 4)
+            assert decoded.repairs == [] and set(decoded.labels.ravel()) <= {*c["classes"], "others"}
+            assert c["label_scores"] and all(v <= 0 for v in c["label_scores"].values())
+            grids.append(decoded.labels)
+        merged = merge_chunk_grids(grids, [c["label_scores"] for c in chunks], LabelMap(names))
+        assert res.grid.tolist() == merged.labels.tolist()
+        assert res.extra["cell_chunk"].tolist() == merged.chunk.tolist()
+        expected = np.array([[names.index(v) if v in names else 255 for v in row] for row in merged.labels])
+        assert res.mask.shape == (16, 24) and np.array_equal(res.mask[::4, ::6], expected)
+        texts[mode] = [c["text"] for c in chunks]
+    assert texts["fast"] == texts["constrained"]  # fast: the tokens of constrained decoding

@@ -144,3 +144,32 @@ def test_eval_semantic_ade847_class_chunks_exact(tmp_path):
                  class_chunk=-1)
     with pytest.raises(ValueError, match="applies to semantic-seg"):
         evaluate("refer-seg", data_root=tmp_path, out=tmp_path / "y", segmenter=seg, class_chunk=10)
+
+
+@pytest.mark.slow
+def test_eval_ade847_class_chunks_on_the_tiny_model(tmp_path):
+    import json
+
+    from text4seg.datasets.large_vocab import large_vocab_class_names
+    from text4seg.descriptors import decode_descriptor
+    from text4seg.evaluation import evaluate
+    from text4seg.modeling import build_tiny_model
+    from text4seg.prompts import semantic_question
+
+    make_ade847_layout(tmp_path / "data")
+    names = large_vocab_class_names(tmp_path / "data", "ade847")[0][1:]
+    model = build_tiny_model(tmp_path / "model", texts=[semantic_question(names[:100])], labels=names, grid=4,
+                             patch_size=4, vision_hidden=32, vision_layers=1, text_hidden=64, text_layers=2, heads=2,
+                             mlp_ratio=2, vocab_size=400, max_positions=4096, seed=0, descriptor_form="plain")
+    seg = Segmenter.from_pretrained(model, decoding="fast", device="cpu")
+    scores = evaluate("semantic-seg", dataset="ADE-847", data_root=tmp_path / "data", split="validation",
+                      out=tmp_path / "run", segmenter=seg, progress=False, class_chunk=300)
+    assert scores["settings"]["class_chunk"] == 300 and scores["samples"] == 1
+    assert 0.0 <= scores["coarse"]["miou"] <= 1.0
+    (record,) = [json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    assert [c["classes"] for c in record["chunks"]] == [300, 300, 247]
+    for k, chunk in enumerate(record["chunks"]):
+        labels = set(decode_descriptor(chunk["text"], 4, 4).labels.ravel())
+        assert labels <= {*names[300 * k : 300 * (k + 1)], "others"}  # each chunk answers from its own list
+    merged = set(decode_descriptor(record["text"], 4, 4).labels.ravel())
+    assert merged <= {*names, "others"}
