@@ -275,7 +275,9 @@ def test_chunks_on_the_tiny_model_use_their_own_class_lists(tiny_vocab_model):
             assert allowed_labels(c["prompt"], seg.config) == [*c["classes"], "others"]
             decoded = decode_descriptor(c["text"], 4, 4)
             assert decoded.repairs == [] and set(decoded.labels.ravel()) <= {*c["classes"], "others"}
-            assert c["label_scores"] and all(v <= 0 for v in c["label_scores"].values())
+            # every label of the answer has a score, under the key the merge looks up
+            assert {label_key(v) for v in decoded.labels.ravel()} == set(c["label_scores"])
+            assert all(v <= 0 for v in c["label_scores"].values())
             grids.append(decoded.labels)
         merged = merge_chunk_grids(grids, [c["label_scores"] for c in chunks], LabelMap(names))
         assert res.grid.tolist() == merged.labels.tolist()
