@@ -58,7 +58,9 @@ class SegmentationResult:
             ``forward_passes``, ``seconds`` and ``label_scores`` (label -> mean log-probability, or None), and
             ``"cell_chunk"``: the (H, W) int64 grid of the chunk each cell's label came from (-1: background
             in every chunk). The result's ``text`` is then the merged grid as a descriptor, ``prompt`` the
-            chunks' prompts one per line, ``tokens``, ``forward_passes`` and ``seconds`` the chunks' sums.
+            chunks' prompts one per line, ``form`` their common form (else ``"mixed"``), ``tokens``,
+            ``forward_passes`` and ``seconds`` the chunks' sums (chunks answered in one batch each count that
+            batch's passes).
         instances: instance-aware requests (``instances=True``): one :class:`~text4seg.descriptors.Instance`
             per label (``"person 2"``, or a class label such as ``"sky"``), with its mask and score; else None.
             ``mask`` is then an int64 map: 0 = no segment, n = the n-th instance.
