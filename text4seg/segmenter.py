@@ -46,13 +46,21 @@ class SegmentationResult:
         grid: (H, W) object array of str labels decoded from the answer.
         repairs: fixes applied while decoding (empty for a well-formed answer), plus unknown class names for
             semantic prompts.
-        mask: (H0, W0) bool at the original image size; int64 class ids (255 = unknown label) for semantic
-            prompts.
+        mask: (H0, W0) bool at the original image size; int64 class ids for semantic prompts (the unknown-label
+            id is 255, or 65535 for lists of more than 255 classes).
         seconds: generation wall time (batched prompts share theirs equally).
         tokens: generated tokens.
         forward_passes: decoder forward passes of its generation batch.
         prompt: the user-turn text sent to the model.
         form: descriptor form found (``"rle"``, ``"plain"`` or ``"empty"``).
+        extra: more about the answer. A chunked class list (``chunk_size=``) puts there ``"chunks"``: per chunk
+            a dict with its ``classes``, ``prompt``, ``text``, ``form``, ``repairs``, ``tokens``,
+            ``forward_passes``, ``seconds`` and ``label_scores`` (label -> mean log-probability, or None), and
+            ``"cell_chunk"``: the (H, W) int64 grid of the chunk each cell's label came from (-1: background
+            in every chunk). The result's ``text`` is then the merged grid as a descriptor, ``prompt`` the
+            chunks' prompts one per line, ``form`` their common form (else ``"mixed"``), ``tokens``,
+            ``forward_passes`` and ``seconds`` the chunks' sums (chunks answered in one batch each count that
+            batch's passes).
         instances: instance-aware requests (``instances=True``): one :class:`~text4seg.descriptors.Instance`
             per label (``"person 2"``, or a class label such as ``"sky"``), with its mask and score; else None.
             ``mask`` is then an int64 map: 0 = no segment, n = the n-th instance.
@@ -196,7 +204,7 @@ class Segmenter:
         elif classes is None:
             mask = referring_mask(decoded.labels, out_hw, mode=upsample, background=self.config.background)
         else:
-            label_map = LabelMap(list(classes), background=self.config.background)
+            label_map = _class_label_map(classes, self.config.background)
             _, unknown = label_map.ids(decoded.labels)
             repairs.extend(f"unknown class {name!r}: id {label_map.fallback_id}" for name in unknown)
             mask = grid_to_mask(decoded.labels, label_map, out_hw, mode=upsample)
@@ -217,13 +225,19 @@ class Segmenter:
 
     def _requests(
         self, query: str | Sequence[str] | None, instruction: str | None, classes: Sequence[str] | None,
-        instances: bool = False,
+        instances: bool = False, chunk_size: int | None = None,
     ) -> tuple[list[tuple[str, str]], bool]:
         given = sum(x is not None for x in (query, instruction, classes))
         if given != 1:
             raise ValueError("segment: give exactly one of query, instruction= or classes=")
         if instances and classes is None:
             raise ValueError("segment: instances=True needs classes=[...]")
+        if chunk_size is not None:
+            from text4seg.chunking import class_chunks
+
+            if classes is None or instances:
+                raise ValueError("segment: chunk_size= applies to classes=[...] without instances=True")
+            return [(", ".join(chunk), self.semantic_prompt(chunk)) for chunk in class_chunks(classes, chunk_size)], True
         if instances:
             classes = list(classes)
             return [(", ".join(classes), self.instance_prompt(classes))], True
@@ -251,6 +265,7 @@ class Segmenter:
         upsample: str = "nearest",
         instances: bool = False,
         score_instances: bool = True,
+        chunk_size: int | None = None,
     ) -> SegmentationResult | list[SegmentationResult]:
         """Segment one image.
 
@@ -266,13 +281,18 @@ class Segmenter:
                 ``"{class} {k}"`` labels into ``result.instances``, one mask per instance.
             score_instances: score each instance by its label tokens' mean log-probability (one teacher-forced
                 pass per answer, when the backend offers ``label_scores``): ``Instance.score = exp(mean)``.
+            chunk_size: with ``classes``: ask several prompts, each listing at most ``chunk_size`` of the classes
+                in order, and merge their answers into one label map over all of ``classes``: per grid cell the
+                label (not background) whose tokens have the highest mean log-probability (one teacher-forced
+                pass per answer, when the backend offers ``label_scores``; without it the first chunk that names
+                a class wins); see :mod:`text4seg.chunking`. None: one prompt listing every class.
 
         Returns:
             :class:`SegmentationResult` (a list for a list of queries); masks at the image's original size.
         """
         single = query is None or isinstance(query, str)
         results = self.segment_many([(image, query)], instruction=instruction, classes=classes, upsample=upsample,
-                                    instances=instances, score_instances=score_instances)
+                                    instances=instances, score_instances=score_instances, chunk_size=chunk_size)
         return results[0][0] if single else results[0]
 
     def segment_many(
@@ -285,6 +305,7 @@ class Segmenter:
         instances: bool = False,
         score_instances: bool = True,
         previous: Sequence[Sequence[SegmentationResult | str | Sequence[int] | None] | None] | None = None,
+        chunk_size: int | None = None,
     ) -> list[list[SegmentationResult]]:
         """Segment several images, each with its expressions; prompts of all images are generated in batches
         when the backend offers ``generate_batch``.
@@ -299,6 +320,8 @@ class Segmenter:
             previous: per item, None or one entry per query: an earlier answer to the same query (the previous
                 video frame's :class:`SegmentationResult`, its text or token ids, or None), which the ``fast``
                 modes draft from. Answers are unchanged (the drafts are verified), usually in fewer passes.
+            chunk_size: with ``classes``: most classes per prompt, the answers merged (as in :meth:`segment`);
+                the chunks of all images are generated in one batched call. Not with ``previous``.
 
         Returns:
             Per item, its results in query order.
@@ -307,6 +330,8 @@ class Segmenter:
 
         if upsample not in ("nearest", "smooth"):
             raise ValueError(f"upsample {upsample!r}: expected 'nearest' or 'smooth'")
+        if chunk_size is not None and previous is not None:
+            raise ValueError("segment_many: previous= drafts do not apply to chunked class lists (chunk_size=)")
         images: list[Any] = []
         requests: list[list[tuple[str, str]]] = []
         for image, query in items:
@@ -317,7 +342,7 @@ class Segmenter:
                 loaded = loaded[0] if len(loaded) == 1 else loaded
             else:
                 loaded = load_image(image)
-            reqs, _ = self._requests(query, instruction, classes, instances)
+            reqs, _ = self._requests(query, instruction, classes, instances, chunk_size)
             images.append(loaded)
             requests.append(reqs)
         flat_images = [images[i] for i, reqs in enumerate(requests) for _ in reqs]
@@ -333,6 +358,8 @@ class Segmenter:
                 generated.extend(self.backend.generate(image, [prompt for _, prompt in reqs]))
         if len(generated) != len(flat_prompts):
             raise ValueError(f"backend returned {len(generated)} answers for {len(flat_prompts)} prompts")
+        if chunk_size is not None:
+            return self._merge_chunks(images, requests, generated, list(classes), chunk_size, upsample)
         out: list[list[SegmentationResult]] = []
         k = 0
         for image, reqs in zip(images, requests):
@@ -345,6 +372,35 @@ class Segmenter:
             out.append(results)
         if instances and score_instances and hasattr(self.backend, "label_scores"):
             self._score_instances(images, out)
+        return out
+
+    def _merge_chunks(self, images: list[Any], requests: list[list[tuple[str, str]]], generated: list[GeneratedText],
+                      classes: list[str], chunk_size: int, upsample: str) -> list[list[SegmentationResult]]:
+        """One result per image from its chunk answers (:func:`text4seg.chunking.merge_chunk_grids`), the
+        answers scored by ``backend.label_scores`` (one pass per answer) when the backend offers it."""
+        from text4seg.chunking import chunked_result_fields, class_chunks, merge_chunk_grids
+
+        height, width = self.config.grid
+        decoded = [decode_descriptor(g.text, height, width, background=self.config.background) for g in generated]
+        flat_images = [image for image, reqs in zip(images, requests) for _ in reqs]
+        flat_prompts = [prompt for reqs in requests for _, prompt in reqs]
+        scores: list[Any] = [None] * len(generated)
+        if hasattr(self.backend, "label_scores"):
+            scores = self.backend.label_scores(flat_images, flat_prompts, [g.text for g in generated])
+            if len(scores) != len(generated):
+                raise ValueError(f"backend returned {len(scores)} label scores for {len(generated)} answers")
+        label_map = _class_label_map(classes, self.config.background)
+        chunks = class_chunks(classes, chunk_size)
+        out, k = [], 0
+        for image, reqs in zip(images, requests):
+            target = image[-1] if isinstance(image, list) else image
+            part = slice(k, k + len(reqs))
+            k += len(reqs)
+            merged = merge_chunk_grids([d.labels for d in decoded[part]], scores[part], label_map)
+            fields = chunked_result_fields(chunks, [prompt for _, prompt in reqs], generated[part], decoded[part],
+                                           scores[part], merged, label_map, rle=self.config.descriptor_form != "plain")
+            mask = grid_to_mask(merged.labels, label_map, (target.height, target.width), mode=upsample)
+            out.append([SegmentationResult(query=", ".join(classes), grid=merged.labels, mask=mask, **fields)])
         return out
 
     def _score_instances(self, images: list[Image.Image], results: list[list[SegmentationResult]]) -> None:
@@ -378,6 +434,13 @@ class Segmenter:
         config = Text4SegConfig.from_dict({**self.config.to_dict(), **changes}, source="with_config")
         with_config = getattr(self.backend, "with_config", None)
         return Segmenter(with_config(config) if with_config is not None else self.backend, config)
+
+
+def _class_label_map(classes: Sequence[str], background: str) -> LabelMap:
+    """Class name -> index in ``classes``; unknown labels get 255, or 65535 past 255 classes (as dataset ignore ids)."""
+    from text4seg.datasets.semantic import ignore_id
+
+    return LabelMap(list(classes), background=background, fallback_id=ignore_id(len(classes)))
 
 
 def _takes_previous(backend: Any) -> bool:

@@ -172,3 +172,22 @@ def test_segment_overlay_goes_beside_the_mask(monkeypatch, tmp_path):
     assert main(["segment", "img.png", "x", "--model", "m", "--question-index", "2", "--decoding", "plain"]) == 0
     assert seen["question_index"] == 2 and seen["decoding"].decoding == "plain"
     assert list(tmp_path.iterdir()) == []  # nothing written where the user did not point
+
+
+def test_eval_class_chunk_reaches_the_run_settings(monkeypatch, tmp_path, capsys):
+    from fixtures_data import make_ade20k_layout
+
+    from text4seg.modeling import loading
+
+    def fake_load(model, adapter=None, options=None, **kwargs):
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(loading, "load_model", fake_load)
+    layout = make_ade20k_layout(tmp_path / "data")
+    code = main(["eval", "semantic-seg", "--model", "m", "--data-root", str(layout["root"]), "--dataset", "ADE-150",
+                 "--split", "validation", "--out", str(tmp_path / "out"), "--class-chunk", "40"])
+    assert code == 1 and "stop here" in capsys.readouterr().err
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["class_chunk"] == 40
+    assert main(["eval", "refer-seg", "--model", "m", "--class-chunk", "5"]) == 1
+    assert capsys.readouterr().err.strip() == ("text4seg eval: error: task refer-seg: class_chunk applies to "
+                                               "semantic-seg (class lists), not referring tasks")

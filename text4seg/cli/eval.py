@@ -17,6 +17,7 @@ EPILOG = """examples:
   text4seg eval semantic-seg --model runs/t4s-llava --dataset ade20k --split validation --refiner sam \\
       --sam-checkpoint sam_vit_h_4b8939.pth --sam-type vit_h
   accelerate launch --num_processes 8 -m text4seg.cli eval reason-seg --model ... --dataset reasonseg --split val
+  text4seg eval semantic-seg --model runs/t4s-llava --dataset ADE-847 --split validation --class-chunk 100
   text4seg eval panoptic --model runs/t4s-panoptic --data-root playground/data --split val   # PQ, SQ, RQ
   text4seg eval instance --model runs/t4s-panoptic --data-root playground/data --split val   # mask AP
   torchrun --nproc_per_node 2 -m text4seg.cli eval synthetic --model runs/quickstart/model   # CPU processes
@@ -51,6 +52,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=None, metavar="N",
                         help="images (video: segmented frames) per batched call; an image's expressions always go "
                         "together (default: 1)")
+    parser.add_argument("--class-chunk", type=int, default=None, metavar="N",
+                        help="semantic-seg: ask at most N classes per prompt (several prompts per image) and merge "
+                        "the answers cell by cell by their label scores, for long class lists such as ADE-847 "
+                        "(default: 0, one prompt listing every class)")
     video = parser.add_argument_group("video tasks (rvos, reasonvos)")
     video.add_argument("--frame-stride", type=int, default=None, metavar="K",
                        help="segment every K-th frame; frames between get the mask of the nearest segmented frame "
@@ -88,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
 
     names = ("model", "adapter", "data_root", "dataset", "split", "expressions", "limit", "out", "save_vis",
              "batch_size", "refiner", "sam_checkpoint", "sam_type", "question_template", "question_index",
-             "frame_stride", "save_masks", "video_strategy", "keyframes", "candidates", "sam2", "context_frames")
+             "frame_stride", "save_masks", "video_strategy", "keyframes", "candidates", "sam2", "context_frames",
+             "class_chunk")
     scores = evaluate(
         args.task,
         load=LoadOptions(**given(args, LoadOptions.__dataclass_fields__)),

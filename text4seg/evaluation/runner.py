@@ -189,6 +189,7 @@ def evaluate(
     candidates: int = 4,
     sam2: str | os.PathLike | None = None,
     context_frames: int = 0,
+    class_chunk: int | None = None,
     load: LoadOptions | None = None,
     decoding: DecodingOptions | str | None = None,
     segmenter: Any = None,
@@ -231,6 +232,9 @@ def evaluate(
             (keyframes answered by the model, carried by the SAM2 model ``sam2``), the keyframe rule
             (``first|middle|best|stride:N``), the ``best`` candidates, and the context frames of a model trained
             with them (see :func:`text4seg.video_segment.segment_video`).
+        class_chunk: ``semantic-seg``: ask each image several prompts listing at most this many classes and merge
+            the answers by their label scores (``Segmenter.segment(..., chunk_size=)``, :mod:`text4seg.chunking`),
+            for class lists too long for one prompt (ADE-847, PC-459); 0 or None: one prompt with every class.
         save_masks: video tasks: write ``out/masks/<video>/<exp_id>/<frame>.png`` (always done, with
             ``out/submission.zip``, for splits without ground truth).
         load: device, dtype, 4/8-bit, attention kernel, remote code (:class:`~text4seg.options.LoadOptions`).
@@ -248,6 +252,7 @@ def evaluate(
     """
     spec = task_spec(task)
     dataset = resolve_dataset(spec, dataset)
+    class_chunk = _check_class_chunk(spec, class_chunk)
     if spec.kind in ("panoptic", "instance"):
         return _evaluate_instances(spec, dataset, model, adapter, data_root=data_root, split=split, limit=limit,
                                    out=out, load=load, decoding=decoding, segmenter=segmenter, device=device,
@@ -317,6 +322,7 @@ def evaluate(
         "dtype": None if segmenter is not None or load.dtype is None else str(load.dtype),
         "quantization": "4bit" if load.load_in_4bit else "8bit" if load.load_in_8bit else None,
         "limit": None if limit is None else int(limit),
+        "class_chunk": class_chunk,
         "class_names": class_names,
     }
     out.mkdir(parents=True, exist_ok=True)
@@ -339,6 +345,7 @@ def evaluate(
             label_map=None if class_names is None else _label_map(dataset, class_names, segmenter.config.background,
                                                                   root),
             expressions=expressions,
+            class_chunk=class_chunk,
         )
         log = SampleLog(samples_file(out, rank, world))
         try:
@@ -347,6 +354,19 @@ def evaluate(
         finally:
             log.close()
         return finish_shard(out, rank, world, state, shard_samples, settings["limit"])
+
+
+def _check_class_chunk(spec: TaskSpec, class_chunk: int | None) -> int | None:
+    """``class_chunk`` as stored in the run settings: None for one prompt, else the chunk size."""
+    if class_chunk is None:
+        return None
+    if isinstance(class_chunk, bool) or not isinstance(class_chunk, int) or class_chunk < 0:
+        raise ValueError(f"class_chunk {class_chunk!r}: expected an int >= 1 (classes per prompt), or 0 for one prompt")
+    if class_chunk == 0:
+        return None
+    if spec.kind != "semantic":
+        raise ValueError(f"task {spec.name}: class_chunk applies to semantic-seg (class lists), not {spec.kind} tasks")
+    return int(class_chunk)
 
 
 def _evaluate_instances(spec: TaskSpec, dataset: str, model: Any, adapter: Any, *, refiner: Any, world_size: Any,
@@ -379,6 +399,7 @@ class _Run:
     class_names: list[str] | None
     label_map: Any
     expressions: str = "all"
+    class_chunk: int | None = None
 
     def shard(self, samples: Iterator[Any], log: SampleLog, done: dict[int, dict], rank: int, world: int, *,
               limit: int | None, batch_size: int, progress: bool) -> int:
@@ -441,6 +462,10 @@ class _Run:
     def predict(self, images: list[Any], batch: list[list[_Item]]) -> list[list[Any]]:
         """SegmentationResults per image group: one ``segment`` call per image with all its expressions, or
         one ``segment_many`` call for several images."""
+        if self.spec.kind == "semantic" and self.class_chunk:
+            names = [n for n in self.class_names if n != _BACKGROUND_NAME]
+            return self.segmenter.segment_many([(image, None) for image in images], classes=names,
+                                               chunk_size=self.class_chunk)
         if self.spec.kind == "semantic":
             prompt = self.segmenter.semantic_prompt([n for n in self.class_names if n != _BACKGROUND_NAME])
             if len(images) == 1:
@@ -472,6 +497,9 @@ class _Run:
             _check_shape(pred, gt, sample)
             _, unknown = self.label_map.ids(result.grid)
             ignored = ignore_id(len(self.class_names))
+            if "chunks" in result.extra:  # the dataset's label map (synonyms, "others") decides what is unknown
+                record["repairs"] = [r for r in record["repairs"] if not r.startswith("unknown class ")]
+                record["chunks"] = [{"classes": len(c["classes"]), "text": c["text"]} for c in result.extra["chunks"]]
             record["repairs"] += [f"unknown class {name!r}: id {ignored}" for name in unknown]
             num_classes = len(self.class_names)
             record.update(semantic_fields(pred, gt, num_classes))
