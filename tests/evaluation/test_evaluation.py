@@ -465,3 +465,18 @@ def test_cli_with_the_real_tiny_model(tmp_path, tiny_model_dir, tiny_data, capsy
     # rerunning the finished command predicts nothing and prints the same table
     assert main(argv) == 0
     assert capsys.readouterr().out.split("\n")[:3] == printed.split("\n")[:3]
+
+
+def test_panel_strip_leaves_the_datasets_ignore_id_uncoloured():
+    """Past 255 classes id 255 is a class (coloured) and 65535 the ignore id (not)."""
+    from PIL import Image
+
+    from text4seg.evaluation.visualize import panel_strip
+
+    image = Image.new("RGB", (3, 1), (10, 20, 30))
+    labels = np.array([[255, 65535, 0]], dtype=np.int64)
+    wide = np.asarray(panel_strip(image, [("p", labels)], with_image=False, ignore_index=65535))
+    row = wide[14]  # the tile starts under the title
+    assert tuple(row[0]) != (10, 20, 30) and tuple(row[1]) == (10, 20, 30) and tuple(row[2]) == (10, 20, 30)
+    narrow = np.asarray(panel_strip(image, [("p", labels)], with_image=False))
+    assert tuple(narrow[14][0]) == (10, 20, 30)

@@ -455,7 +455,8 @@ class _Run:
                 log.append(record)
                 live.add(record)
                 if item.index < self.save_vis:
-                    _visualize(self.out, item, image, masks)
+                    ignored = 255 if self.class_names is None else ignore_id(len(self.class_names))
+                    _visualize(self.out, item, image, masks, ignored)
             bar.update(len(todo))
         _postfix(bar, live)
 
@@ -557,8 +558,10 @@ def _check_shape(pred: np.ndarray, gt: np.ndarray, sample: Any) -> None:
                          f"of sample {sample.id} is {gt.shape}")
 
 
-def _visualize(out: Path, item: _Item, image: Any, masks: dict[str, np.ndarray | None]) -> None:
+def _visualize(out: Path, item: _Item, image: Any, masks: dict[str, np.ndarray | None], ignore_index: int = 255
+               ) -> None:
     from text4seg.evaluation.visualize import save_panels
 
-    save_panels(image, list(masks.items()), out / "vis" / f"{item.index:06d}.png", caption=item.expression or "")
+    save_panels(image, list(masks.items()), out / "vis" / f"{item.index:06d}.png", caption=item.expression or "",
+                ignore_index=ignore_index)
 

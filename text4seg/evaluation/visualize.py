@@ -19,22 +19,23 @@ _TITLE_HEIGHT = 14
 
 
 def panel_strip(image: Image.Image, panels: Sequence[tuple[str, np.ndarray | None]], caption: str = "",
-                max_side: int = _MAX_SIDE, with_image: bool = True) -> Image.Image:
+                max_side: int = _MAX_SIDE, with_image: bool = True, ignore_index: int = 255) -> Image.Image:
     """A horizontal strip: the image (unless ``with_image`` is False), then one overlay per ``(title, mask)``.
 
     Args:
         image: RGB PIL image.
         panels: ``(title, mask)`` pairs; a mask is ``(H, W)`` bool or an int label map at the image size
-            (``0`` = others and ``255`` = ignore left uncoloured); None gives the plain image.
+            (``0`` = others and ``ignore_index`` left uncoloured); None gives the plain image.
         caption: text drawn under the strip (e.g. the expression), clipped to 200 characters.
         max_side: panels are downscaled so that their longer side is at most this.
+        ignore_index: the label maps' ignore id (255; 65535 for datasets past 255 classes, e.g. ADE-847).
 
     Returns:
         The RGB strip.
     """
     tiles = [("image", image)] if with_image else []
     for title, mask in panels:
-        tiles.append((title, image if mask is None else overlay_mask(image, mask)))
+        tiles.append((title, image if mask is None else overlay_mask(image, mask, ignore_index=ignore_index)))
     scale = min(1.0, max_side / max(image.size))
     width, height = max(1, round(image.width * scale)), max(1, round(image.height * scale))
     strip = Image.new("RGB", (width * len(tiles), height + 2 * _TITLE_HEIGHT), (255, 255, 255))
@@ -48,9 +49,9 @@ def panel_strip(image: Image.Image, panels: Sequence[tuple[str, np.ndarray | Non
 
 
 def save_panels(image: Image.Image, panels: Sequence[tuple[str, np.ndarray | None]], path: str | os.PathLike,
-                caption: str = "") -> None:
+                caption: str = "", ignore_index: int = 255) -> None:
     """Write :func:`panel_strip` of ``image`` and ``panels`` as a PNG (atomically: temporary file, then rename)."""
-    strip = panel_strip(image, panels, caption)
+    strip = panel_strip(image, panels, caption, ignore_index=ignore_index)
     with atomic_write(path, binary=True) as handle:
         strip.save(handle, format="PNG")
 
