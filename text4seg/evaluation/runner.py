@@ -442,14 +442,27 @@ class _Run:
         """SegmentationResults per image group: one ``segment`` call per image with all its expressions, or
         one ``segment_many`` call for several images."""
         if self.spec.kind == "semantic":
-            prompt = self.segmenter.semantic_prompt([n for n in self.class_names if n != _BACKGROUND_NAME])
-            if len(images) == 1:
-                return [[self.segmenter.segment(images[0], instruction=prompt)]]
-            return self.segmenter.segment_many([(image, None) for image in images], instruction=prompt)
+            # part datasets ask each image for its own classes (``prompt_classes``), other sets for every class
+            prompts = [self.segmenter.semantic_prompt(getattr(todo[0].sample, "prompt_classes", None)
+                                                      or [n for n in self.class_names if n != _BACKGROUND_NAME])
+                       for todo in batch]
+            if len(images) == 1 or len(set(prompts)) > 1:
+                return [[self.segmenter.segment(image, instruction=p)] for image, p in zip(images, prompts)]
+            return self.segmenter.segment_many([(image, None) for image in images], instruction=prompts[0])
         queries = [[item.expression for item in todo] for todo in batch]
         if len(images) == 1:
             return [self.segmenter.segment(images[0], queries[0])]
         return self.segmenter.segment_many(list(zip(images, queries)))
+
+    def sample_label_map(self, sample: Any) -> Any:
+        """The run's class-name -> id map, or one with the sample's own ``synonyms`` (part datasets)."""
+        synonyms = getattr(sample, "synonyms", None)
+        if not synonyms:
+            return self.label_map
+        from text4seg.descriptors import LabelMap
+
+        return LabelMap(self.class_names, synonyms=synonyms, background=self.label_map.background,
+                        fallback_id=self.label_map.fallback_id)
 
     def score(self, item: _Item, result: Any) -> tuple[dict, dict[str, np.ndarray | None]]:
         """The record of one prediction and the masks to visualise."""
@@ -468,9 +481,10 @@ class _Run:
             from text4seg.descriptors import grid_to_mask
 
             gt = sample.label_map
-            pred = grid_to_mask(result.grid, self.label_map, tuple(result.mask.shape))
+            label_map = self.sample_label_map(sample)
+            pred = grid_to_mask(result.grid, label_map, tuple(result.mask.shape))
             _check_shape(pred, gt, sample)
-            _, unknown = self.label_map.ids(result.grid)
+            _, unknown = label_map.ids(result.grid)
             ignored = ignore_id(len(self.class_names))
             record["repairs"] += [f"unknown class {name!r}: id {ignored}" for name in unknown]
             num_classes = len(self.class_names)
