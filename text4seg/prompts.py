@@ -107,7 +107,7 @@ OBJECT_PARTS_QUESTIONS: tuple[str, ...] = (
 OBJECT_PART_QUESTIONS: tuple[str, ...] = (
     "Please segment the {parts} of the {object} in this image.",
     "Can you segment the {parts} of the {object}?",
-    "Where are the {parts} of the {object} in this picture? Give the segmentation.",
+    "Show the {parts} of the {object} in this picture as a segmentation mask.",
     "Mark the {parts} of the {object} in the image.",
     "Find the {parts} of the {object} and segment them.",
 )
