@@ -49,7 +49,8 @@ def test_paco_exact_items(root, tmp_path):
     # the grid samples rows/columns 2, 6, 10, 14: the lid's top rows, the body below, the mug over its handle
     assert _grid(gpt[0]) == [[o] * 4, [body, body, o, o], [body, body, o, o], [body, body, o, o]]
     assert _grid(gpt[1]) == [[lid, lid, o, o], [o] * 4, [o] * 4, [o] * 4]
-    assert gpt[1] == "Here is the mask.\n<seg>lid of the trash_can *2| others *2\n others *4\n others *4\n others *4\n</seg>"
+    assert gpt[1] == ("Here is the mask.\n<seg>lid of the trash_can *2| others *2\n others *4\n others *4\n"
+                      " others *4\n</seg>")
 
 
 def test_paco_labels_fixed_per_category_with_both_forms():
