@@ -201,13 +201,14 @@ def evaluate(
 
     Args:
         task: ``"refer-seg"``, ``"rec"``, ``"grefer-seg"``, ``"reason-seg"``, ``"semantic-seg"``,
-            ``"synthetic"``, or the video tasks ``"rvos"`` and ``"reasonvos"`` (per-frame inference, see
+            ``"part-seg"``, ``"synthetic"``, or the video tasks ``"rvos"`` and ``"reasonvos"`` (per-frame inference, see
             :mod:`text4seg.evaluation.video`; :data:`text4seg.evaluation.tasks.TASKS`).
         model: model directory or hub id (ignored when ``segmenter`` is given).
         adapter: LoRA adapter directory applied on ``model``.
         data_root: data root of the readers (the reference layout, ``playground/data``).
         dataset: reader name (``refcoco``, ``refcoco+``, ``refcocog``, ``refclef``, ``grefcoco``, ``reasonseg``,
-            ``ade20k``, ``pascal_context``, ``pascal_voc``, ``synthetic``; aliases ``ADE-150``, ``PC-59``,
+            ``ade20k``, ``pascal_context``, ``pascal_voc``, ``synthetic``, for ``part-seg`` ``paco_lvis``,
+            ``pascal_part`` (each image asked for the parts of its objects); aliases ``ADE-150``, ``PC-59``,
             ``VOC-20``; for ``rvos`` ``ref-youtube-vos``, ``ref-davis17``, ``mevis``, ``synthetic-video``, for
             ``reasonvos`` ``revos``); default: the task's usual dataset.
         split: split as the dataset spells it (``val``, ``testA``, ``validation``, ``valid_u``, ...); default
