@@ -201,8 +201,8 @@ def evaluate(
 
     Args:
         task: ``"refer-seg"``, ``"rec"``, ``"grefer-seg"``, ``"reason-seg"``, ``"semantic-seg"``,
-            ``"part-seg"``, ``"synthetic"``, or the video tasks ``"rvos"`` and ``"reasonvos"`` (per-frame inference, see
-            :mod:`text4seg.evaluation.video`; :data:`text4seg.evaluation.tasks.TASKS`).
+            ``"part-seg"``, ``"synthetic"``, or the video tasks ``"rvos"`` and ``"reasonvos"`` (per-frame
+            inference, see :mod:`text4seg.evaluation.video`; :data:`text4seg.evaluation.tasks.TASKS`).
         model: model directory or hub id (ignored when ``segmenter`` is given).
         adapter: LoRA adapter directory applied on ``model``.
         data_root: data root of the readers (the reference layout, ``playground/data``).
