@@ -20,6 +20,8 @@ BUILDERS: dict[str, tuple[str, dict]] = {
     "pascal_context": ("data_builders.semantic", {"dataset": "pascal_context"}),
     "pascal_voc": ("data_builders.semantic", {"dataset": "pascal_voc"}),
     "coco_panoptic": ("data_builders.coco_panoptic", {}),
+    "paco_lvis": ("data_builders.paco_lvis", {}),
+    "pascal_part": ("data_builders.pascal_part", {}),
     "reasonseg": ("data_builders.reasonseg", {}),
     "synthetic": ("data_builders.synthetic", {}),
     "mix": ("data_builders.mix", {}),

@@ -193,3 +193,26 @@ def test_light_import():
     code = "import sys, text4seg.prompts; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
     assert set(prompts.__all__) <= set(dir(prompts))
+
+
+def test_part_families():
+    from text4seg.prompts import (
+        OBJECT_PART_QUESTIONS,
+        OBJECT_PARTS_QUESTIONS,
+        object_part_question,
+        object_parts_question,
+    )
+
+    for family, fields in ((OBJECT_PARTS_QUESTIONS, ("objects",)), (OBJECT_PART_QUESTIONS, ("parts", "object"))):
+        assert len(set(family)) == len(family) >= 3
+        for sentence in family:
+            assert all(sentence.count("{" + f + "}") == 1 for f in fields) and "<" not in sentence
+    assert object_parts_question(["dog", "cat"]) == "Please segment the dog, cat into parts and label each part."
+    assert object_part_question("dog", ["head", "tail"]) == "Please segment the head, tail of the dog in this image."
+    assert object_part_question("dog", ["ear"], rng=random.Random(0)) in {
+        s.format(parts="ear", object="dog") for s in OBJECT_PART_QUESTIONS}
+    for call in (lambda: object_parts_question([]), lambda: object_parts_question("dog"),
+                 lambda: object_part_question("dog", []), lambda: object_part_question(" ", ["ear"]),
+                 lambda: object_part_question("dog", [""])):
+        with pytest.raises(ValueError):
+            call()

@@ -20,6 +20,8 @@ __all__ = [
     "CONDITION_QUESTIONS",
     "GCG_QUESTIONS",
     "IMAGE_TOKEN",
+    "OBJECT_PARTS_QUESTIONS",
+    "OBJECT_PART_QUESTIONS",
     "PARTIAL_CLASSES_QUESTIONS",
     "PART_QUESTIONS",
     "REFERRING_QUESTIONS",
@@ -27,6 +29,8 @@ __all__ = [
     "answer_text",
     "conversation_item",
     "gcg_question",
+    "object_part_question",
+    "object_parts_question",
     "part_question",
     "referring_question",
     "semantic_question",
@@ -103,6 +107,24 @@ GCG_QUESTIONS: tuple[str, ...] = (
     "Describe this picture and give a mask for each thing you name.",
 )
 
+# One or more whole objects, every part labelled ("the dog into its parts"); "{objects}" names the objects.
+OBJECT_PARTS_QUESTIONS: tuple[str, ...] = (
+    "Please segment the {objects} into parts and label each part.",
+    "Can you divide the {objects} in this image into their parts?",
+    "Segment each part of the {objects} separately.",
+    "Show the parts of the {objects} in this picture as a segmentation.",
+    "Label every part of the {objects} in the image.",
+)
+
+# Named parts of one object ("the head, tail of the dog"); the named parts may be absent from the image.
+OBJECT_PART_QUESTIONS: tuple[str, ...] = (
+    "Please segment the {parts} of the {object} in this image.",
+    "Can you segment the {parts} of the {object}?",
+    "Show the {parts} of the {object} in this picture as a segmentation mask.",
+    "Mark the {parts} of the {object} in the image.",
+    "Find the {parts} of the {object} and segment them.",
+)
+
 SEMANTIC_FAMILIES: dict[str, tuple[str, ...]] = {
     "all": ALL_CLASSES_QUESTIONS,
     "partial": PARTIAL_CLASSES_QUESTIONS,
@@ -151,6 +173,28 @@ def part_question(expression: str, rng: random.Random | None = None, template: i
     """A question asking to segment an object or object part (:data:`PART_QUESTIONS`)."""
     _check_text(expression, "expression")
     return _choose(PART_QUESTIONS, "PART_QUESTIONS", rng, template).format(expression=expression)
+
+
+def object_parts_question(objects: Sequence[str], rng: random.Random | None = None,
+                          template: int | None = None) -> str:
+    """A question asking for every part of ``objects`` (:data:`OBJECT_PARTS_QUESTIONS`, names joined by ``", "``)."""
+    if isinstance(objects, str) or not objects:
+        raise ValueError(f"objects: expected a non-empty sequence of names, got {objects!r}")
+    for name in objects:
+        _check_text(name, "objects")
+    return _choose(OBJECT_PARTS_QUESTIONS, "OBJECT_PARTS_QUESTIONS", rng, template).format(objects=", ".join(objects))
+
+
+def object_part_question(obj: str, parts: Sequence[str], rng: random.Random | None = None,
+                         template: int | None = None) -> str:
+    """A question asking for the named ``parts`` of one object ``obj`` (:data:`OBJECT_PART_QUESTIONS`)."""
+    _check_text(obj, "object")
+    if isinstance(parts, str) or not parts:
+        raise ValueError(f"parts: expected a non-empty sequence of names, got {parts!r}")
+    for name in parts:
+        _check_text(name, "parts")
+    return _choose(OBJECT_PART_QUESTIONS, "OBJECT_PART_QUESTIONS", rng, template).format(
+        object=obj, parts=", ".join(parts))
 
 
 def semantic_question(

@@ -20,6 +20,7 @@ from fixtures_data import (
     make_reasonseg_layout,
     make_refcoco_layout,
 )
+from parts_fixtures import make_paco_layout, make_pascal_part_layout
 
 import text4seg.items.semantic as semantic_builder
 from data_builders import BUILDERS, grefcoco, mix, reasonseg, refcoco, semantic, synthetic
@@ -70,6 +71,8 @@ def data_root(tmp_path_factory) -> Path:
     make_pascal_voc_layout(root)
     make_cocostuff_layout(root)
     make_coco_panoptic_layout(root)
+    make_paco_layout(root, "train")
+    make_pascal_part_layout(root, "train")
     return root
 
 
@@ -449,6 +452,8 @@ def test_cli_runs_every_builder_on_its_fixture(data_root, tmp_path, capsys):
         "reasonseg": ["--question-index", "random", "--answer-template", "2"],
         "synthetic": ["--num-images", "3", "--image-size", "48", "--split", "val"],
         "coco_panoptic": ["--split", "val", "--grid", "4"],
+        "paco_lvis": ["--grid", "4"],
+        "pascal_part": ["--grid", "4", "--rounds", "3"],
     }
     assert set(runs) | {"mix"} == set(BUILDERS) - set(VIDEO_BUILDERS)  # video builders: tests/video
     outputs = []

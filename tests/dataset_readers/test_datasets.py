@@ -463,7 +463,8 @@ def test_class_lists_sizes_and_synonyms():
 def test_registry_and_unknown_names(tmp_path):
     assert set(REFERRING_READERS) == {"refcoco", "refcoco+", "refcocog", "refclef", "grefcoco", "reasonseg",
                                       "synthetic"}  # fmt: skip
-    assert set(SEMANTIC_READERS) == {"ade20k", "pascal_context", "pascal_voc", "cocostuff", "ade847", "pc459"}
+    assert set(SEMANTIC_READERS) == {"ade20k", "pascal_context", "pascal_voc", "cocostuff", "ade847", "pc459",
+                                     "paco_lvis", "pascal_part"}
     with pytest.raises(ValueError, match="unknown referring dataset 'coco'"):
         read_referring("coco", tmp_path, "train")
     with pytest.raises(ValueError, match="unknown semantic dataset"):

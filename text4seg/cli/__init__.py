@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                       "or with SAM2 propagation"),
     "convert": ("text4seg.cli.convert", "convert an official Text4Seg (LLaVA codebase) or ms-swift checkpoint"),
     "eval": ("text4seg.cli.eval", "benchmark evaluation (refer-seg, rec, grefer-seg, reason-seg, semantic-seg, panoptic, instance, "
-             "rvos, reasonvos)"),
+             "part-seg, rvos, reasonvos)"),
     "demo": ("text4seg.cli.demo", "a web page to try a model (Gradio; image and video tabs)"),
 }
 

@@ -20,6 +20,7 @@ EPILOG = """examples:
   text4seg eval semantic-seg --model runs/t4s-llava --dataset ADE-847 --split validation --class-chunk 100
   text4seg eval panoptic --model runs/t4s-panoptic --data-root playground/data --split val   # PQ, SQ, RQ
   text4seg eval instance --model runs/t4s-panoptic --data-root playground/data --split val   # mask AP
+  text4seg eval part-seg --model runs/t4s-parts --dataset pascal_part --split val   # mIoU over part classes
   torchrun --nproc_per_node 2 -m text4seg.cli eval synthetic --model runs/quickstart/model   # CPU processes
   text4seg eval rvos --model runs/t4s-llava --dataset mevis --split valid_u --frame-stride 2 --save-vis 4
   text4seg eval rvos --model runs/t4s-llava --dataset ref-youtube-vos --split valid   # -> OUT/submission.zip
@@ -38,7 +39,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-root", default=None, metavar="DIR", help="data root (default: playground/data)")
     parser.add_argument("--dataset", default=None,
                         help="refcoco, refcoco+, refcocog, refclef, grefcoco, reasonseg, ade20k, pascal_context, "
-                        "pascal_voc, synthetic; panoptic, instance: coco; rvos: ref-youtube-vos, ref-davis17, mevis, "
+                        "pascal_voc, synthetic; panoptic, instance: coco; part-seg: paco_lvis, pascal_part; rvos: ref-youtube-vos, ref-davis17, mevis, "
                         "synthetic-video; reasonvos: revos (default: the task's usual one)")
     parser.add_argument("--split", default=None, help="split as the dataset spells it: val, testA, valid_u, ... "
                         "(default: val; video datasets: valid, valid_u for mevis and synthetic-video)")

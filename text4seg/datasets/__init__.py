@@ -7,6 +7,8 @@ numpy, PIL and pycocotools. Dispatch by name::
         ...
     for sample in read_semantic("ade20k", "playground/data", "validation"):
         ...
+    for sample in read_semantic("pascal_part", "playground/data", "val"):  # PartSample: part class ids
+        ...
     for sample in read_video("mevis", "playground/data", "valid_u"):
         masks = sample.masks()  # decoded only now: (frames, H, W) bool
 
@@ -29,6 +31,7 @@ __all__ = [
     "VideoSample",
     "REFERRING_READERS",
     "SEMANTIC_READERS",
+    "PART_READERS",
     "VIDEO_READERS",
     "read_referring",
     "read_semantic",
@@ -56,6 +59,13 @@ SEMANTIC_READERS.update({
     name: ("text4seg.datasets.large_vocab", "read_large_vocab", "count_large_vocab", {"dataset": name})
     for name in ("ade847", "pc459")
 })
+# Part datasets (PACO-LVIS, Pascal-Part) yield PartSample: a SemanticSample-like record over the part classes,
+# with the classes each image is asked for (prompt_classes) and per-image answer synonyms.
+PART_READERS: dict[str, tuple[str, str, str, dict]] = {
+    name: ("text4seg.datasets.parts", "read_parts", "count_parts", {"dataset": name})
+    for name in ("paco_lvis", "pascal_part")
+}
+SEMANTIC_READERS.update(PART_READERS)
 
 # Video readers: one sample per referring expression; folders ref-youtube-vos/, ref-davis/, mevis/, ReVOS/,
 # synthetic-video/ under the data root.

@@ -202,13 +202,14 @@ def evaluate(
 
     Args:
         task: ``"refer-seg"``, ``"rec"``, ``"grefer-seg"``, ``"reason-seg"``, ``"semantic-seg"``,
-            ``"synthetic"``, or the video tasks ``"rvos"`` and ``"reasonvos"`` (per-frame inference, see
-            :mod:`text4seg.evaluation.video`; :data:`text4seg.evaluation.tasks.TASKS`).
+            ``"part-seg"``, ``"synthetic"``, or the video tasks ``"rvos"`` and ``"reasonvos"`` (per-frame
+            inference, see :mod:`text4seg.evaluation.video`; :data:`text4seg.evaluation.tasks.TASKS`).
         model: model directory or hub id (ignored when ``segmenter`` is given).
         adapter: LoRA adapter directory applied on ``model``.
         data_root: data root of the readers (the reference layout, ``playground/data``).
         dataset: reader name (``refcoco``, ``refcoco+``, ``refcocog``, ``refclef``, ``grefcoco``, ``reasonseg``,
-            ``ade20k``, ``pascal_context``, ``pascal_voc``, ``synthetic``; aliases ``ADE-150``, ``PC-59``,
+            ``ade20k``, ``pascal_context``, ``pascal_voc``, ``synthetic``, for ``part-seg`` ``paco_lvis``,
+            ``pascal_part`` (each image asked for the parts of its objects); aliases ``ADE-150``, ``PC-59``,
             ``VOC-20``; for ``rvos`` ``ref-youtube-vos``, ``ref-davis17``, ``mevis``, ``synthetic-video``, for
             ``reasonvos`` ``revos``); default: the task's usual dataset.
         split: split as the dataset spells it (``val``, ``testA``, ``validation``, ``valid_u``, ...); default
@@ -468,14 +469,27 @@ class _Run:
             return self.segmenter.segment_many([(image, None) for image in images], classes=names,
                                                chunk_size=self.class_chunk)
         if self.spec.kind == "semantic":
-            prompt = self.segmenter.semantic_prompt([n for n in self.class_names if n != _BACKGROUND_NAME])
-            if len(images) == 1:
-                return [[self.segmenter.segment(images[0], instruction=prompt)]]
-            return self.segmenter.segment_many([(image, None) for image in images], instruction=prompt)
+            # part datasets ask each image for its own classes (``prompt_classes``), other sets for every class
+            prompts = [self.segmenter.semantic_prompt(getattr(todo[0].sample, "prompt_classes", None)
+                                                      or [n for n in self.class_names if n != _BACKGROUND_NAME])
+                       for todo in batch]
+            if len(images) == 1 or len(set(prompts)) > 1:
+                return [[self.segmenter.segment(image, instruction=p)] for image, p in zip(images, prompts)]
+            return self.segmenter.segment_many([(image, None) for image in images], instruction=prompts[0])
         queries = [[item.expression for item in todo] for todo in batch]
         if len(images) == 1:
             return [self.segmenter.segment(images[0], queries[0])]
         return self.segmenter.segment_many(list(zip(images, queries)))
+
+    def sample_label_map(self, sample: Any) -> Any:
+        """The run's class-name -> id map, or one with the sample's own ``synonyms`` (part datasets)."""
+        synonyms = getattr(sample, "synonyms", None)
+        if not synonyms:
+            return self.label_map
+        from text4seg.descriptors import LabelMap
+
+        return LabelMap(self.class_names, synonyms=synonyms, background=self.label_map.background,
+                        fallback_id=self.label_map.fallback_id)
 
     def score(self, item: _Item, result: Any) -> tuple[dict, dict[str, np.ndarray | None]]:
         """The record of one prediction and the masks to visualise."""
@@ -494,9 +508,10 @@ class _Run:
             from text4seg.descriptors import grid_to_mask
 
             gt = sample.label_map
-            pred = grid_to_mask(result.grid, self.label_map, tuple(result.mask.shape))
+            label_map = self.sample_label_map(sample)
+            pred = grid_to_mask(result.grid, label_map, tuple(result.mask.shape))
             _check_shape(pred, gt, sample)
-            _, unknown = self.label_map.ids(result.grid)
+            _, unknown = label_map.ids(result.grid)
             ignored = ignore_id(len(self.class_names))
             if "chunks" in result.extra:  # the dataset's label map (synonyms, "others") decides what is unknown
                 record["repairs"] = [r for r in record["repairs"] if not r.startswith("unknown class ")]

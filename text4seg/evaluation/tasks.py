@@ -54,6 +54,8 @@ TASKS: dict[str, TaskSpec] = {
                           columns=("jf", "j", "f", "a", "r")),
     "panoptic": TaskSpec("panoptic", "panoptic", "coco_panoptic", ("coco_panoptic",), (),
                          columns=("pq", "sq", "rq", "pq_th", "sq_th", "rq_th", "pq_st", "sq_st", "rq_st")),
+    "part-seg": TaskSpec("part-seg", "semantic", "paco_lvis", ("paco_lvis", "pascal_part"), ("miou", "pixel_accuracy"),
+                         columns=("miou", "pixel_accuracy")),
     "instance": TaskSpec("instance", "instance", "coco_instances", ("coco_instances",), (),
                          columns=("ap", "ap50", "ap75")),
 }
@@ -120,12 +122,13 @@ def resolve_dataset(spec: TaskSpec, dataset: str | None) -> str:
     """The reader name for ``dataset`` (aliases such as ``"ADE-150"`` accepted), or the task's default.
 
     Video tasks take only their own datasets (ValueError naming them): ReVOS needs ``reasonvos`` (its scores
-    use the expression types and the video foregrounds), the R-VOS sets need ``rvos``.
+    use the expression types and the video foregrounds), the R-VOS sets need ``rvos``; ``part-seg`` takes only
+    the part datasets.
     """
     if dataset is None:
         return spec.default_dataset
     name = DATASET_ALIASES.get(dataset.lower(), dataset)
-    if spec.kind == "video" and name not in spec.datasets:
+    if (spec.kind == "video" or spec.name == "part-seg") and name not in spec.datasets:
         raise ValueError(f"task {spec.name} evaluates {', '.join(spec.datasets)}, not {dataset!r}")
     return name
 
