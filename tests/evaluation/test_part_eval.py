@@ -120,3 +120,17 @@ def test_part_seg_with_the_real_tiny_model(tmp_path, tiny_model_dir, capsys):
     assert [r["id"] for r in records] == ["pascal_part_val_1", "pascal_part_val_2"]
     miou = scores["coarse"]["miou"]
     assert miou is None or 0.0 <= miou <= 1.0
+
+
+def test_part_seg_class_chunks_split_each_images_own_classes(tmp_path):
+    """With ``class_chunk`` every image's own part list is cut in order (not the dataset's whole list)."""
+    make_pascal_part_layout(tmp_path / "data")
+    segmenter, backend = _segmenter({CAT_DOG[:3]: [["head of the cat"] * 4] * 4})
+    scores = evaluate("part-seg", dataset="pascal_part", data_root=tmp_path / "data", out=tmp_path / "run",
+                      segmenter=segmenter, progress=False, class_chunk=3)
+    assert backend.prompts == [segmenter.semantic_prompt(list(c)) for c in (CAT_DOG[:3], CAT_DOG[3:6],
+                                                                             CAT_DOG[6:], PLANT)]
+    records = read_records(tmp_path / "run" / "samples.jsonl")
+    assert [c["classes"] for c in records[0]["chunks"]] == [3, 3, 1]
+    assert [c["classes"] for c in records[1]["chunks"]] == [2]
+    assert scores["settings"]["class_chunk"] == 3

@@ -366,7 +366,7 @@ def _check_class_chunk(spec: TaskSpec, class_chunk: int | None) -> int | None:
     if class_chunk == 0:
         return None
     if spec.kind != "semantic":
-        raise ValueError(f"task {spec.name}: class_chunk applies to semantic-seg (class lists), not {spec.kind} tasks")
+        raise ValueError(f"task {spec.name}: class_chunk applies to the class-list tasks (semantic-seg, part-seg), not {spec.kind} tasks")
     return int(class_chunk)
 
 
@@ -464,15 +464,17 @@ class _Run:
     def predict(self, images: list[Any], batch: list[list[_Item]]) -> list[list[Any]]:
         """SegmentationResults per image group: one ``segment`` call per image with all its expressions, or
         one ``segment_many`` call for several images."""
-        if self.spec.kind == "semantic" and self.class_chunk:
-            names = [n for n in self.class_names if n != _BACKGROUND_NAME]
-            return self.segmenter.segment_many([(image, None) for image in images], classes=names,
-                                               chunk_size=self.class_chunk)
         if self.spec.kind == "semantic":
             # part datasets ask each image for its own classes (``prompt_classes``), other sets for every class
-            prompts = [self.segmenter.semantic_prompt(getattr(todo[0].sample, "prompt_classes", None)
-                                                      or [n for n in self.class_names if n != _BACKGROUND_NAME])
-                       for todo in batch]
+            every = [n for n in self.class_names if n != _BACKGROUND_NAME]
+            lists = [list(getattr(todo[0].sample, "prompt_classes", None) or every) for todo in batch]
+            if self.class_chunk:
+                if len({tuple(names) for names in lists}) == 1:
+                    return self.segmenter.segment_many([(image, None) for image in images], classes=lists[0],
+                                                       chunk_size=self.class_chunk)
+                return [[self.segmenter.segment(image, classes=names, chunk_size=self.class_chunk)]
+                        for image, names in zip(images, lists)]
+            prompts = [self.segmenter.semantic_prompt(names) for names in lists]
             if len(images) == 1 or len(set(prompts)) > 1:
                 return [[self.segmenter.segment(image, instruction=p)] for image, p in zip(images, prompts)]
             return self.segmenter.segment_many([(image, None) for image in images], instruction=prompts[0])
