@@ -190,4 +190,4 @@ def test_eval_class_chunk_reaches_the_run_settings(monkeypatch, tmp_path, capsys
     assert json.loads((tmp_path / "out" / "run.json").read_text())["class_chunk"] == 40
     assert main(["eval", "refer-seg", "--model", "m", "--class-chunk", "5"]) == 1
     assert capsys.readouterr().err.strip() == ("text4seg eval: error: task refer-seg: class_chunk applies to "
-                                               "semantic-seg (class lists), not referring tasks")
+                                               "the class-list tasks (semantic-seg, part-seg), not referring tasks")

@@ -142,7 +142,7 @@ def test_eval_semantic_ade847_class_chunks_exact(tmp_path):
     with pytest.raises(ValueError, match="class_chunk -1"):
         evaluate("semantic-seg", dataset="ADE-847", data_root=tmp_path, out=tmp_path / "x", segmenter=seg,
                  class_chunk=-1)
-    with pytest.raises(ValueError, match="applies to semantic-seg"):
+    with pytest.raises(ValueError, match="applies to the class-list tasks"):
         evaluate("refer-seg", data_root=tmp_path, out=tmp_path / "y", segmenter=seg, class_chunk=10)
 
 
