@@ -20,6 +20,7 @@ BUILDERS: dict[str, tuple[str, dict]] = {
     "pascal_context": ("data_builders.semantic", {"dataset": "pascal_context"}),
     "pascal_voc": ("data_builders.semantic", {"dataset": "pascal_voc"}),
     "coco_panoptic": ("data_builders.coco_panoptic", {}),
+    "gcg": ("data_builders.gcg", {}),
     "reasonseg": ("data_builders.reasonseg", {}),
     "synthetic": ("data_builders.synthetic", {}),
     "mix": ("data_builders.mix", {}),
