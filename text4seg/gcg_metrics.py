@@ -298,7 +298,8 @@ def gcg_scores(ground_truth: Sequence[Any], predictions: Sequence[Mapping[str, A
 
     Args:
         ground_truth: per image, an object with ``caption``, ``labels``, ``segmentations`` (COCO RLEs, label i
-            <-> mask i), ``height``, ``width`` (:class:`text4seg.datasets.grandf.GcgGroundTruth`).
+            <-> mask i), ``height``, ``width`` and optionally ``references`` (every reference caption; default
+            ``[caption]``) (:class:`text4seg.datasets.grandf.GcgGroundTruth`).
         predictions: per image (same order), ``{"caption", "phrases", "pred_masks": [COCO RLE]}`` (phrase i
             <-> mask i), GLaMM's prediction format.
         similarity: phrase similarity for mask recall (default :class:`BagOfWordsSimilarity`).
@@ -327,7 +328,8 @@ def gcg_scores(ground_truth: Sequence[Any], predictions: Sequence[Mapping[str, A
         gt_rles.append(g)
         pred_rles.append(p)
         sizes.append(size)
-    captions = caption_scores({str(k): [gt.caption] for k, gt in enumerate(ground_truth)},
+    captions = caption_scores({str(k): list(getattr(gt, "references", None) or [gt.caption])
+                               for k, gt in enumerate(ground_truth)},
                               {str(k): str(pred["caption"]) for k, pred in enumerate(predictions)}, meteor=meteor)
     return {
         "meteor": captions["meteor"],

@@ -96,6 +96,13 @@ def test_gcg_ground_truth(grandf):
         ("sa_a", "GranDf/GranDf_HA_images/val_test/sa_a.jpg", 8, 8, "A man holds a racket.", ["A man", "a racket"]),
         ("sa_b", "GranDf/GranDf_HA_images/val_test/sa_b.jpg", 8, 8, "A dog on the grass.", ["A dog", "the grass"])]
     assert all(np.array_equal(m, e) for g in gts for m, e in zip(g.masks(), GT_MASKS[g.image_id]))
+    assert [g.references for g in gts] == [["A man holds a racket."], ["A dog on the grass."]]
+    path = grandf / "GranDf/annotations/val_test/val_gcg_coco_caption_gt.json"
+    data = json.loads(path.read_text())
+    data["annotations"].append({"id": 9, "image_id": "sa_a", "caption": "A person with a racket.", "labels": []})
+    path.write_text(json.dumps(data))
+    first = read_gcg_ground_truth(grandf, "val")[0]  # every caption is a reference; the first one's labels count
+    assert first.references == ["A man holds a racket.", "A person with a racket."] and len(first.labels) == 2
     with pytest.raises(FileNotFoundError, match="test_gcg_coco_caption_gt.json not found"):
         read_gcg_ground_truth(grandf, "test")
     with pytest.raises(ValueError, match="expected one of val, test"):

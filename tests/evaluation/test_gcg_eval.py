@@ -142,3 +142,6 @@ def test_eval_gcg_cli(grandf, tmp_path, monkeypatch, capsys, no_java):
                  "--similarity-model", str(tmp_path / "nowhere")]) == 1
     assert "similarity model directory" in capsys.readouterr().err
     assert np.isclose(json.loads((out / "scores.json").read_text())["coarse"]["recall"], 0.5)
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    assert "--similarity-model DIR" in capsys.readouterr().out

@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -125,9 +125,11 @@ class GcgGroundTruth:
         image_id: the image id of both JSON files (the file stem, ``"sa_10010541"``).
         image: image path relative to the data root.
         height, width: image size (from the mask file's ``images[]``, else its RLEs).
-        caption: the reference caption.
+        caption: the reference caption (the image's first caption annotation, whose ``labels`` are used).
         labels: the grounded phrases; label i belongs to ``segmentations[i]``.
         segmentations: the image's mask annotations' ``segmentation`` (COCO RLE), in file order.
+        references: every caption annotation of the image (the references of METEOR and CIDEr, as
+            ``COCOEvalCap`` takes them).
     """
 
     image_id: str
@@ -137,6 +139,7 @@ class GcgGroundTruth:
     caption: str
     labels: list[str]
     segmentations: list
+    references: list[str] = field(default_factory=list)
 
     def masks(self) -> list[np.ndarray]:
         """One (H, W) bool mask per label."""
@@ -446,10 +449,10 @@ def read_gcg_ground_truth(root: str | os.PathLike, split: str = "val") -> list[G
         for key in ("images", "annotations"):
             if not isinstance(data.get(key), list):
                 raise ValueError(f"{path}: expected a COCO object with an {key!r} list")
-    by_caption: dict[object, dict] = {}
+    by_caption: dict[object, list[dict]] = {}
     for ann in captions["annotations"]:
-        if isinstance(ann, dict) and ann.get("image_id") not in by_caption:
-            by_caption[ann.get("image_id")] = ann
+        if isinstance(ann, dict) and isinstance(ann.get("caption"), str):
+            by_caption.setdefault(ann.get("image_id"), []).append(ann)
     by_mask: dict[object, list[dict]] = {}
     for ann in masks["annotations"]:
         if isinstance(ann, dict):
@@ -462,9 +465,9 @@ def read_gcg_ground_truth(root: str | os.PathLike, split: str = "val") -> list[G
         safe_relative_id(image_id, "image id", caption_path)
         if "/" in image_id:
             raise ValueError(f"{caption_path}: image id {image_id!r} is not a file stem")
-        caption = by_caption.get(image_id)
-        if caption is None or not isinstance(caption.get("caption"), str) or not isinstance(caption.get("labels"),
-                                                                                              list):
+        anns = by_caption.get(image_id, [])
+        caption = anns[0] if anns else None
+        if caption is None or not isinstance(caption.get("labels"), list):
             raise ValueError(f"{caption_path}: image {image_id!r} has no annotation with 'caption' and 'labels'")
         segs = [ann.get("segmentation") for ann in by_mask.get(image_id, [])]
         labels = [str(label) for label in caption["labels"]]
@@ -480,5 +483,5 @@ def read_gcg_ground_truth(root: str | os.PathLike, split: str = "val") -> list[G
         file_name = info.get("file_name") or f"{image_id}.jpg"
         safe_relative_id(file_name, "file_name", caption_path)
         out.append(GcgGroundTruth(image_id, f"{folder}/{file_name}", int(size[0]), int(size[1]),
-                                  caption["caption"], labels, segs))
+                                  caption["caption"], labels, segs, [a["caption"] for a in anns]))
     return out
