@@ -382,7 +382,7 @@ def _evaluate_gcg(spec: TaskSpec, dataset: str, model: Any, adapter: Any, *, ref
     """``gcg``: :func:`text4seg.evaluation.gcg.evaluate_gcg` (one process, no refiner)."""
     from text4seg.evaluation.gcg import evaluate_gcg
 
-    if dataset not in (spec.default_dataset, "grandf-ha"):
+    if dataset.lower() not in (spec.default_dataset, "grandf-ha"):
         raise ValueError(f"task gcg: dataset {dataset!r}; only GranD-f ({spec.default_dataset}) is evaluated")
     if refiner not in (None, "none"):
         raise ValueError("task gcg: --refiner is not supported")
