@@ -11,6 +11,7 @@ EXTRAS = {
     "demo": ["gradio>=5.0"],
     "video": ["av>=12", "scipy>=1.11"],
     "convert": ["sentencepiece>=0.2", "protobuf>=5"],
+    "gcg": ["pycocoevalcap>=1.2"],  # METEOR / CIDEr of eval gcg (METEOR and its PTB tokenizer run Java)
     "dev": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "scipy>=1.11", "selenium>=4.20"],
 }
 # flash-attn builds from source against CUDA: keep it out of `all`, which must install on CPU machines.

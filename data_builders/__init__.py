@@ -22,6 +22,7 @@ BUILDERS: dict[str, tuple[str, dict]] = {
     "coco_panoptic": ("data_builders.coco_panoptic", {}),
     "paco_lvis": ("data_builders.paco_lvis", {}),
     "pascal_part": ("data_builders.pascal_part", {}),
+    "gcg": ("data_builders.gcg", {}),
     "reasonseg": ("data_builders.reasonseg", {}),
     "synthetic": ("data_builders.synthetic", {}),
     "mix": ("data_builders.mix", {}),

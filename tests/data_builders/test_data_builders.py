@@ -455,7 +455,8 @@ def test_cli_runs_every_builder_on_its_fixture(data_root, tmp_path, capsys):
         "paco_lvis": ["--grid", "4"],
         "pascal_part": ["--grid", "4", "--rounds", "3"],
     }
-    assert set(runs) | {"mix"} == set(BUILDERS) - set(VIDEO_BUILDERS)  # video builders: tests/video
+    # video builders: tests/video; gcg (its GranD-f layout): test_gcg_builder.py
+    assert set(runs) | {"mix", "gcg"} == set(BUILDERS) - set(VIDEO_BUILDERS)
     outputs = []
     for name, extra in runs.items():
         out = tmp_path / f"{name}.json"

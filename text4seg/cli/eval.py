@@ -21,6 +21,7 @@ EPILOG = """examples:
   text4seg eval panoptic --model runs/t4s-panoptic --data-root playground/data --split val   # PQ, SQ, RQ
   text4seg eval instance --model runs/t4s-panoptic --data-root playground/data --split val   # mask AP
   text4seg eval part-seg --model runs/t4s-parts --dataset pascal_part --split val   # mIoU over part classes
+  text4seg eval gcg --model runs/t4s-gcg --data-root playground/data --split val   # METEOR, CIDEr, AP50, mIoU, recall
   torchrun --nproc_per_node 2 -m text4seg.cli eval synthetic --model runs/quickstart/model   # CPU processes
   text4seg eval rvos --model runs/t4s-llava --dataset mevis --split valid_u --frame-stride 2 --save-vis 4
   text4seg eval rvos --model runs/t4s-llava --dataset ref-youtube-vos --split valid   # -> OUT/submission.zip
@@ -40,9 +41,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default=None,
                         help="refcoco, refcoco+, refcocog, refclef, grefcoco, reasonseg, ade20k, pascal_context, "
                         "pascal_voc, synthetic; panoptic, instance: coco; part-seg: paco_lvis, pascal_part; rvos: ref-youtube-vos, ref-davis17, mevis, "
-                        "synthetic-video; reasonvos: revos (default: the task's usual one)")
+                        "synthetic-video; reasonvos: revos; gcg: grandf (default: the task's usual one)")
     parser.add_argument("--split", default=None, help="split as the dataset spells it: val, testA, valid_u, ... "
-                        "(default: val; video datasets: valid, valid_u for mevis and synthetic-video)")
+                        "(default: val; gcg: val or test; video datasets: valid, valid_u for mevis and synthetic-video)")
     parser.add_argument("--expressions", choices=("all", "first"), default=None,
                         help="expressions of each referring sample to evaluate (default: all)")
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N samples (default: all)")
@@ -75,6 +76,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     video.add_argument("--context-frames", type=int, default=None, metavar="K",
                        help="for a model trained with context frames: show the K frames before each answered "
                        "frame (default: 0)")
+    gcg = parser.add_argument_group("grounded captions (gcg)")
+    gcg.add_argument("--similarity-model", default=None, metavar="DIR",
+                     help="local transformers model dir (e.g. bert-base-uncased) for mask recall's phrase similarity, "
+                     "GLaMM's (default: offline bag-of-words cosine)")
     refine = parser.add_argument_group("refinement")
     refine.add_argument("--refiner", choices=("none", "sam"), default=None, help="mask refiner (default: none)")
     refine.add_argument("--sam-checkpoint", default=None, metavar="FILE",
@@ -95,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     names = ("model", "adapter", "data_root", "dataset", "split", "expressions", "limit", "out", "save_vis",
              "batch_size", "refiner", "sam_checkpoint", "sam_type", "question_template", "question_index",
              "frame_stride", "save_masks", "video_strategy", "keyframes", "candidates", "sam2", "context_frames",
-             "class_chunk")
+             "class_chunk", "similarity_model")
     scores = evaluate(
         args.task,
         load=LoadOptions(**given(args, LoadOptions.__dataclass_fields__)),

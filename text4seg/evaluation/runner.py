@@ -190,6 +190,7 @@ def evaluate(
     sam2: str | os.PathLike | None = None,
     context_frames: int = 0,
     class_chunk: int | None = None,
+    similarity_model: str | os.PathLike | None = None,
     load: LoadOptions | None = None,
     decoding: DecodingOptions | str | None = None,
     segmenter: Any = None,
@@ -238,6 +239,9 @@ def evaluate(
             for class lists too long for one prompt (ADE-847, PC-459); 0 or None: one prompt with every class.
         save_masks: video tasks: write ``out/masks/<video>/<exp_id>/<frame>.png`` (always done, with
             ``out/submission.zip``, for splits without ground truth).
+        similarity_model: ``gcg``: a local transformers model directory (e.g. ``bert-base-uncased``) for mask
+            recall's phrase similarity, GLaMM's; default: an offline bag-of-words cosine
+            (:mod:`text4seg.gcg_metrics`).
         load: device, dtype, 4/8-bit, attention kernel, remote code (:class:`~text4seg.options.LoadOptions`).
         decoding: decoding mode or :class:`~text4seg.options.DecodingOptions` (default ``fast``).
         segmenter: a ready :class:`text4seg.Segmenter` (e.g. with a stub backend in tests); ``load`` and
@@ -254,6 +258,13 @@ def evaluate(
     spec = task_spec(task)
     dataset = resolve_dataset(spec, dataset)
     class_chunk = _check_class_chunk(spec, class_chunk)
+    if spec.kind == "gcg":
+        return _evaluate_gcg(spec, dataset, model, adapter, data_root=data_root, split=split, limit=limit, out=out,
+                             load=load, decoding=decoding, segmenter=segmenter, device=device, progress=progress,
+                             refiner=refiner, world_size=world_size, batch_size=batch_size,
+                             question_index=question_index, similarity_model=similarity_model)
+    if similarity_model is not None:
+        raise ValueError(f"task {task}: --similarity-model applies to gcg")
     if spec.kind in ("panoptic", "instance"):
         return _evaluate_instances(spec, dataset, model, adapter, data_root=data_root, split=split, limit=limit,
                                    out=out, load=load, decoding=decoding, segmenter=segmenter, device=device,
@@ -385,6 +396,22 @@ def _evaluate_instances(spec: TaskSpec, dataset: str, model: Any, adapter: Any, 
     if decoding is None or isinstance(decoding, str):
         decoding = DecodingOptions() if decoding is None else DecodingOptions(decoding=decoding)
     return evaluate_instances(spec, model, adapter, decoding=decoding, **options)
+
+
+def _evaluate_gcg(spec: TaskSpec, dataset: str, model: Any, adapter: Any, *, refiner: Any, world_size: Any,
+                  decoding: Any, split: str | None, **options: Any) -> dict:
+    """``gcg``: :func:`text4seg.evaluation.gcg.evaluate_gcg` (one process, no refiner)."""
+    from text4seg.evaluation.gcg import evaluate_gcg
+
+    if dataset.lower() not in (spec.default_dataset, "grandf-ha"):
+        raise ValueError(f"task gcg: dataset {dataset!r}; only GranD-f ({spec.default_dataset}) is evaluated")
+    if refiner not in (None, "none"):
+        raise ValueError("task gcg: --refiner is not supported")
+    if world_size not in (None, 1):
+        raise ValueError("task gcg: runs in one process (world_size 1)")
+    if decoding is None or isinstance(decoding, str):
+        decoding = DecodingOptions() if decoding is None else DecodingOptions(decoding=decoding)
+    return evaluate_gcg(spec, model, adapter, decoding=decoding, split=split or "val", **options)
 
 
 @dataclass

@@ -16,7 +16,8 @@ class TaskSpec:
         name: task name on the command line.
         kind: ``"referring"`` (one binary mask per expression), ``"semantic"`` (one label map per image),
             ``"panoptic"`` / ``"instance"`` (instance-aware answers, :mod:`text4seg.evaluation.instances`) or
-            ``"video"`` (one binary mask per frame of a video and expression; :mod:`text4seg.evaluation.video`).
+            ``"video"`` (one binary mask per frame of a video and expression; :mod:`text4seg.evaluation.video`)
+            or ``"gcg"`` (grounded captions, :mod:`text4seg.evaluation.gcg`).
         default_dataset: dataset used when ``--dataset`` is not given.
         datasets: the benchmark datasets of the task (others registered in the readers are accepted too).
         mask_metrics: mask scores reported, keys of ``ReferSegMeter.compute()`` / ``SemanticSegMeter.compute()``.
@@ -58,6 +59,7 @@ TASKS: dict[str, TaskSpec] = {
                          columns=("miou", "pixel_accuracy")),
     "instance": TaskSpec("instance", "instance", "coco_instances", ("coco_instances",), (),
                          columns=("ap", "ap50", "ap75")),
+    "gcg": TaskSpec("gcg", "gcg", "grandf", ("grandf",), (), columns=("meteor", "cider", "ap50", "miou", "recall")),
 }
 
 # Split evaluated when --split is not given: image tasks "val"; video datasets their scored split.
@@ -87,6 +89,9 @@ COLUMN_TITLES: dict[str, str] = {
     "ap": "AP",
     "ap50": "AP50",
     "ap75": "AP75",
+    "meteor": "METEOR",
+    "cider": "CIDEr",
+    "recall": "Recall",
 }
 
 # Names the papers use -> reader names.
