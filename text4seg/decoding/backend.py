@@ -26,7 +26,7 @@ class HFGenerationBackend:
         model: a loaded model (optionally a peft model), in eval mode.
         processor: its processor (chat template, tokenizer, image processor).
         config: the model's :class:`Text4SegConfig` (image preprocessing, image position, grid).
-        options: decoding mode and token budget (:class:`text4seg.options.DecodingOptions`). A budget of None
+        options: decoding mode and token budgets (:class:`text4seg.options.DecodingOptions`). A budget of None
             means: derived from the grid, form and labels (``plain``, ``fast-unconstrained``), or the grammar's
             bound (``constrained``/``fast`` complete every descriptor unless a fixed budget cuts them).
         batch_size: prompts per generation call.
@@ -79,7 +79,8 @@ class HFGenerationBackend:
         if self._decoder is None:
             from text4seg.decoding.decoder import DescriptorDecoder
 
-            self._decoder = DescriptorDecoder(self.model, self.processor, self.config, render=self.render)
+            self._decoder = DescriptorDecoder(self.model, self.processor, self.config, render=self.render,
+                                              max_caption_tokens=self.options.max_caption_tokens)
         return self._decoder
 
     def with_config(self, config: Text4SegConfig) -> HFGenerationBackend:
@@ -104,22 +105,19 @@ class HFGenerationBackend:
         plain: H*W cells, each costing the tokens of ``"label| "`` for the longest plausible label (background,
         the fixed fg label, or the prompt itself when labels are sentences), + 64 for the sentence and tags.
         rle: at most min(W, 6) runs ``"label *W| "`` per row, + 64. ``grounded`` (captions, GCG): labels are
-        phrases of a few words, and the caption's budget (:data:`~text4seg.decoding.caption.MAX_CAPTION_TOKENS`)
-        is added.
+        phrases of a few words, and the caption's budget (``options.max_caption_tokens``) is added.
         """
         if self.max_new_tokens is not None:
             return self.max_new_tokens
         height, width = self.config.grid
         labels = [self.config.background]
         if grounded:
-            from text4seg.decoding.caption import MAX_CAPTION_TOKENS
-
             labels.append("a man in a white shirt 2")
         elif self.config.fg_label != "sentence":
             labels.append(self.config.fg_label)
         else:
             labels.extend(sanitize_label(p)[:200] or "x" for p in prompts)
-        extra = 64 + (MAX_CAPTION_TOKENS if grounded else 0)
+        extra = 64 + (self.options.max_caption_tokens if grounded else 0)
         if self.config.descriptor_form == "plain":
             cell = max(self._cost(f"{label}| ") for label in labels)
             return height * width * cell + extra

@@ -31,6 +31,7 @@ from text4seg.decoding.grammar import SEG_OPEN, DescriptorGrammar, utf8_lead, ut
 from text4seg.decoding.vocab import _ANY, END, SEG, STOP, Allowed, TokenVocab
 from text4seg.descriptors import BACKGROUND, SEG_START
 from text4seg.grounded import phrase_labels
+from text4seg.options import MAX_CAPTION_TOKENS
 
 __all__ = ["CaptionGrammar", "GroundedConstraint", "grounded_constraint", "CAPTION", "MAX_CAPTION_TOKENS"]
 
@@ -38,7 +39,6 @@ __all__ = ["CaptionGrammar", "GroundedConstraint", "grounded_constraint", "CAPTI
 # after the newline (x = bytes of "<seg>" read); "<seg>" complete
 OUT, OUT_LT, OUT_LTP, IN, IN_LT, IN_LTS, IN_LTSP, NEWLINE, SEG_DONE = range(9)
 CAPTION = "C"
-MAX_CAPTION_TOKENS = 160
 
 _SEG = SEG_START.encode()
 _NL, _LT, _GT, _SLASH, _P, _SPACE, _BAR, _STAR = 0x0A, 0x3C, 0x3E, 0x2F, 0x70, 0x20, 0x7C, 0x2A
