@@ -143,6 +143,25 @@ def test_random_logit_answers_always_parse_without_repairs(gcg_tokenizer, form, 
     assert phrases > 50 and labelled > 10  # the walks did open phrases and use their labels
 
 
+def test_cached_allowed_sets_are_exact(gcg_tokenizer):
+    """The allowed set of every caption state met on random walks (cached per state class; inside a phrase
+    derived from the set at length 0) is exactly the tokens that ``advance`` accepts there."""
+    tok = gcg_tokenizer
+    vocab = token_vocab(tok, len(tok), [tok.eos_token_id])
+    rng = random.Random(5)
+    lt = tok.convert_tokens_to_ids("<")
+    for cap in (3, 6, 40):
+        constraint = GroundedConstraint(vocab, 1, 2, "plain", "others", max_caption_tokens=20, max_phrase_bytes=cap)
+        for _ in range(40):
+            state = constraint.initial()
+            while state[0] == "C":
+                expected = {t for t in range(vocab.size) if constraint.advance(state, t) is not None}
+                assert set(constraint.allowed(state).ids) == expected, state
+                allowed = constraint.allowed(state).ids
+                token = lt if lt in allowed and rng.random() < 0.3 else rng.choice(allowed)
+                state = constraint.advance(state, token)
+
+
 def test_descriptor_labels_are_the_phrase_labels(gcg_tokenizer):
     tok = gcg_tokenizer
     vocab = token_vocab(tok, len(tok), [tok.eos_token_id])
@@ -247,3 +266,17 @@ def test_fast_equals_constrained_on_grounded_captions(tiny_gcg, grid, form):
         decoder.generate(images[:1], prompts[:1], mode="fast", labels=[["dog"]], grounded=True)
     with pytest.raises(ValueError, match="grounded"):
         decoder.generate(images[:1], prompts[:1], mode="fast", grounded=[True, False])
+
+
+def test_mask_bank_keeps_the_most_recent_masks():
+    from text4seg.decoding.hf import MaskBank
+    from text4seg.decoding.vocab import Allowed
+
+    bank = MaskBank(6, "cpu", max_masks=2)
+    sets = [Allowed((k,), (k,), frozenset([k])) for k in range(3)]
+    first = bank.get(None, sets[0])
+    assert first.tolist() == [True, False, False, False, False, False]
+    bank.get(None, sets[1])
+    assert bank.get(None, sets[0]) is first  # used again: kept
+    bank.get(None, sets[2])  # evicts sets[1], the least recently used
+    assert bank.get(None, sets[0]) is first and len(bank._masks) == 2 and (id(None), (1,)) not in bank._masks

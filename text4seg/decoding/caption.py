@@ -112,8 +112,20 @@ class CaptionGrammar:
             return (OUT, 0, 0, False, over, b"") if byte == _GT else None
         return None  # SEG_DONE: the descriptor's grammar reads on
 
+    @staticmethod
+    def room(state: tuple, byte: int) -> int:
+        """The phrase length reading ``byte`` in phrase state ``state`` needs (<= ``max_phrase_bytes``), 0 when it
+        needs none: the byte itself, the rest of a character it starts, and while the phrase is empty one byte
+        for a non-space character (so an empty phrase can always get one)."""
+        phase, x, utf8, nonempty, over, _ = state
+        if phase != IN or utf8 or over or byte in (_LT, _BAR, _STAR) or _control(byte):
+            return 0
+        if byte < 0x80:
+            return x + 1 + (0 if nonempty or byte != _SPACE else 1)
+        follow = utf8_lead(byte)
+        return 0 if follow is None else x + 1 + utf8_left(follow) + (0 if nonempty else 1)
+
     def _step_phrase(self, x: int, utf8: int, nonempty: bool, over: bool, char: bytes, byte: int) -> tuple | None:
-        cap = self.max_phrase_bytes
         if utf8:
             after = utf8_next(utf8, byte)
             if after is None:
@@ -128,16 +140,12 @@ class CaptionGrammar:
             return None
         if over:  # nonempty: only "</p>"; empty: one ASCII character that is not a space
             return (IN, x + 1, 0, True, over, b"") if not nonempty and 0x20 < byte < 0x7F else None
-        if byte < 0x80:
-            graphic = byte != _SPACE
-            # an empty phrase keeps room for one more byte, so it can always get its character
-            if x + 1 + (0 if nonempty or graphic else 1) > cap:
-                return None
-            return (IN, x + 1, 0, nonempty or graphic, over, b"")
-        follow = utf8_lead(byte)
-        if follow is None or x + 1 + utf8_left(follow) + (0 if nonempty else 1) > cap:
+        if self.room((IN, x, 0, nonempty, over, b""), byte) > self.max_phrase_bytes:
             return None
-        return (IN, x + 1, follow, nonempty, over, bytes([byte]))
+        if byte < 0x80:
+            return (IN, x + 1, 0, nonempty or byte != _SPACE, over, b"")
+        follow = utf8_lead(byte)
+        return None if follow is None else (IN, x + 1, follow, nonempty, over, bytes([byte]))
 
     def walk(self, state: tuple | None, data: bytes) -> tuple | None:
         """The state after every byte of ``data`` (None once invalid; nothing may follow a complete ``<seg>``)."""
@@ -161,14 +169,6 @@ class CaptionGrammar:
             out.append(options[0])
             state = self.step(state, options[0])
         return bytes(out)
-
-    def cache_key(self, state: tuple, horizon: int) -> tuple:
-        """A key equal for states that accept the same strings of at most ``horizon`` bytes: the phrase length
-        only matters near ``max_phrase_bytes``."""
-        phase, x, utf8, nonempty, over, char = state
-        if phase in (IN, IN_LT, IN_LTS, IN_LTSP) and x + horizon + 4 <= self.max_phrase_bytes:
-            x = -1
-        return (phase, x, utf8, nonempty, over, char)
 
 
 class GroundedConstraint:
@@ -205,17 +205,19 @@ class GroundedConstraint:
         self._forced: dict[tuple, tuple[int, ...]] = {}
         self._advanced: dict[tuple, tuple | None] = {}
         self._by_first: dict[int, list[int]] = {}
-        self._plain_out: set[int] = set()
-        self._plain_in: set[int] = set()
+        self._plain: set[int] = set()  # printable ASCII without '<': valid anywhere outside a phrase
+        self._plain_phrase: set[int] = set()  # ... and without '|', '*': phrase text
+        # per phrase state read from length 0: token -> the phrase length it needs (CaptionGrammar.room)
+        self._needs: dict[tuple, dict[int, int]] = {}
         for token_id in vocab.text_ids:
             if token_id in self.eos:
                 continue
             data = vocab.token_bytes[token_id]
             self._by_first.setdefault(data[0], []).append(token_id)
             if all(0x20 <= b < 0x7F and b != _LT for b in data):
-                self._plain_out.add(token_id)
+                self._plain.add(token_id)
                 if _BAR not in data and _STAR not in data:
-                    self._plain_in.add(token_id)
+                    self._plain_phrase.add(token_id)
 
     @property
     def spec(self) -> tuple:
@@ -313,8 +315,21 @@ class GroundedConstraint:
         if state[0] == SEG:
             return (SEG, state[2], self.grammar(state[2]).cache_key(state[1], self.vocab.horizon))
         if state[0] == CAPTION:
-            return (CAPTION, self.caption.cache_key(state[1], self.vocab.horizon))
+            return (CAPTION, self._caption_key(state[1]))
         return (state[0],)
+
+    def _caption_key(self, s: tuple) -> tuple:
+        """The caption state with the phrase length only where it matters: inside a phrase, once some token
+        would need more room than is left (after ``<`` the phrase closes; outside it there is none)."""
+        phase, x = s[0], s[1]
+        if phase == IN:
+            needs = self._phrase_needs(s)
+            if needs and x + max(needs.values()) > self.caption.max_phrase_bytes:
+                return s
+            return (IN, -1) + s[2:]
+        if phase in (IN_LT, IN_LTS, IN_LTSP):
+            return (phase, -1) + s[2:]
+        return s
 
     def position(self, state: tuple) -> tuple[int, tuple] | None:
         """``(row, position key)`` of a descriptor state (for row-copy drafts); None outside the rows."""
@@ -344,15 +359,13 @@ class GroundedConstraint:
         return found
 
     def _caption_allowed(self, s: tuple) -> list[int]:
-        """Tokens whose bytes keep caption state ``s`` valid: by first byte, with a fast path for plain ASCII
-        tokens where nothing but their bytes' class matters."""
-        phase, x, utf8, _, over, _ = s
-        plain: set[int] = set()
-        if not utf8 and not over:
-            if phase == OUT:
-                plain = self._plain_out
-            elif phase == IN and x + self.vocab.horizon + 4 <= self.caption.max_phrase_bytes:
-                plain = self._plain_in
+        """Tokens whose bytes keep caption state ``s`` valid; tokens are checked only when their first byte is
+        (and plain ASCII ones outside a phrase not at all). Inside a phrase the set read from length 0 is
+        cut to the tokens that fit the room left."""
+        if s[0] == IN:
+            room = self.caption.max_phrase_bytes - s[1]
+            return [token_id for token_id, need in self._phrase_needs(s).items() if need <= room]
+        plain = self._plain if s[0] == OUT and not s[2] and not s[4] else ()
         out = []
         for byte, tokens in self._by_first.items():
             after = self.caption.step(s, byte)
@@ -362,6 +375,46 @@ class GroundedConstraint:
                 if token_id in plain or self.caption.walk(after, self.vocab.token_bytes[token_id][1:]) is not None:
                     out.append(token_id)
         return out
+
+    def _phrase_needs(self, s: tuple) -> dict[int, int]:
+        """Tokens valid in phrase state ``s`` read from length 0, each with the phrase length it needs (the
+        largest :meth:`CaptionGrammar.room` of its bytes in this phrase; 0 for none): at length x a token is
+        valid exactly when it is valid at 0 and x + need <= ``max_phrase_bytes``."""
+        base = (IN, 0) + s[2:]
+        found = self._needs.get(base)
+        if found is not None:
+            return found
+        found = {}
+        caption, token_bytes = self.caption, self.vocab.token_bytes
+        # printable ASCII without '<', '|', '*' at a character boundary: every byte is phrase text, and an
+        # empty phrase needs one byte more only when the token is all spaces
+        plain = self._plain_phrase if not base[2] and not base[4] else ()
+        for byte, tokens in self._by_first.items():
+            if caption.step(base, byte) is None:
+                continue
+            for token_id in tokens:
+                data = token_bytes[token_id]
+                if token_id in plain:
+                    need = len(data) + (0 if base[3] or data.strip(b" ") else 1)
+                    if need <= caption.max_phrase_bytes:
+                        found[token_id] = need
+                    continue
+                state, need, counting = base, 0, True
+                for b in data:
+                    if state is None or state[0] == SEG_DONE:
+                        state = None
+                        break
+                    if counting and state[0] == IN:
+                        need = max(need, caption.room(state, b))
+                    else:
+                        counting = False  # the phrase is closed: a later one starts from length 0
+                    state = caption.step(state, b)
+                if state is not None:
+                    found[token_id] = need
+        if len(self._needs) > 4096:
+            self._needs.clear()
+        self._needs[base] = found
+        return found
 
     def _descriptor_allowed(self, grammar: DescriptorGrammar, g: tuple) -> list[int]:
         children, ids, step = self.vocab.children, self.vocab.ids, grammar.step
