@@ -177,8 +177,11 @@ class GroundedConstraint:
 
     States: ``("C", caption state, caption tokens, closed phrases, open phrase bytes)``, then
     ``("S", descriptor state, labels)``, ``("E",)`` after ``</seg>``, ``("X",)`` finished. A token may end at
-    the ``>`` of ``<seg>`` but not run past it (the canonical tokens do: ``<seg>`` is a token of its own), so the
-    allowed sets of the caption do not depend on its phrases and are cached per caption state.
+    the ``>`` of ``<seg>`` but not run past it, so the allowed sets of the caption do not depend on its phrases
+    and are cached per caption state (canonical tokens end there: ``<seg>`` is an added token of text4seg
+    tokenizers, and pre-tokenizers split ``>`` from a following word; only a label starting with punctuation
+    may lose a merged token). Inside a phrase the set at length x is the set at length 0 cut to the tokens that
+    fit the room left.
 
     Args:
         vocab: the tokenizer's :class:`TokenVocab`.
@@ -250,15 +253,6 @@ class GroundedConstraint:
     def max_tokens(self) -> int:
         """Upper bound on the tokens of any accepted answer (every token has >= 1 byte)."""
         return self.max_caption_tokens + _OVER_TOKENS + self._open.max_bytes() + 1
-
-    def labels(self, state: tuple) -> tuple[str, ...] | None:
-        """The descriptor labels of a descriptor state (the phrases' labels, without the background), or of
-        the phrases closed so far in a caption state."""
-        if state[0] == SEG:
-            return state[2]
-        if state[0] == CAPTION:
-            return tuple(phrase_labels(state[3], self.background))
-        return None
 
     def _caption_bytes(self, state: tuple, data: bytes) -> tuple | None:
         _, s, n, phrases, current = state
