@@ -9,7 +9,7 @@ from the command line.
 - :class:`LoadOptions`: where and how a backbone is loaded (device, dtype, quantization, attention kernel,
   remote code); shared by training, :meth:`text4seg.Segmenter.from_pretrained`, ``segment``, ``eval`` and
   ``merge``.
-- :class:`DecodingOptions`: how answers are generated (decoding mode, token budget).
+- :class:`DecodingOptions`: how answers are generated (decoding mode, token budgets).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ __all__ = [
     "DTYPE_NAMES",
     "ATTN_CHOICES",
     "DECODING_MODES",
+    "MAX_CAPTION_TOKENS",
 ]
 
 # dtype spellings accepted everywhere (the short forms are aliases)
@@ -143,6 +144,8 @@ def _positive_int_or_none(name: str, value: Any) -> None:
 # The grammar modes bound every answer by the grid; a plain answer is bounded by the grid and the labels. Far
 # above any real descriptor (a 64x64 plain grid of 20-token labels), so a larger value is a mistake.
 MAX_NEW_TOKENS_LIMIT = 1_000_000
+# A GLaMM-style detailed caption is 40-80 words; beyond this the caption is closed and its descriptor started.
+MAX_CAPTION_TOKENS = 160
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,8 +159,13 @@ class DecodingOptions:
     max_new_tokens: int | None = option(None, "most new tokens per answer; default: enough for a complete "
                                         "descriptor of the model's grid", group="decoding", metavar="N")
 
+    max_caption_tokens: int = option(MAX_CAPTION_TOKENS, "grounded captions (GCG): most caption tokens before "
+                                     "the grammar modes close the caption and start its descriptor",
+                                     group="decoding", metavar="N")
+
     def __post_init__(self) -> None:
         _check_choice("decoding", self.decoding, DECODING_MODES)
         _positive_int_or_none("max_new_tokens", self.max_new_tokens)
+        _positive_int_or_none("max_caption_tokens", self.max_caption_tokens)
         if self.max_new_tokens is not None and self.max_new_tokens > MAX_NEW_TOKENS_LIMIT:
             raise ValueError(f"max_new_tokens {self.max_new_tokens}: at most {MAX_NEW_TOKENS_LIMIT}")

@@ -3,6 +3,10 @@
 Prints the answer and a summary per query (grid, repairs, foreground share, time), writes the mask PNG (0/255;
 one file per query when there are several: ``mask_0.png``, ``mask_1.png``, ...) and an overlay beside it;
 ``json_output`` prints a machine-readable result instead, with each mask as COCO RLE.
+
+``text4seg segment IMAGE --grounded`` (:func:`ground_image`) asks for a grounded caption instead: it prints the
+caption and a legend of its phrases, writes one mask PNG per phrase (``mask_0.png``, ...) and one overlay with a
+colour per phrase.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ import numpy as np
 from text4seg.datasets.coco_masks import encode_rle
 from text4seg.options import DecodingOptions, LoadOptions
 
-__all__ = ["segment_image", "overlay_path_for", "report_header", "result_record", "mask_rle"]
+__all__ = ["segment_image", "ground_image", "overlay_path_for", "report_header", "result_record", "mask_rle",
+           "grounded_record"]
 
 
 def overlay_path_for(mask_path: str | os.PathLike) -> Path:
@@ -191,6 +196,123 @@ def segment_image(
         if entry["overlay_png"]:
             files += f"  overlay: {entry['overlay_png']}"
         print(files, file=stream)
+    return report
+
+
+def grounded_record(answer: Any, *, mask_pngs: Sequence[str | None] | None = None,
+                    overlay_png: str | None = None) -> dict[str, Any]:
+    """A grounded caption as a record of ``text4seg segment --grounded --json`` (its ``results`` list).
+
+    Args:
+        answer: a :class:`text4seg.grounded.GroundedAnswer` decoded with masks (``out_hw``).
+        mask_pngs: per phrase, where its mask was written (None: not written).
+        overlay_png: where the overlay was written.
+
+    Returns:
+        The answer's caption, text, repairs and timings, and per phrase its text, label, span, cells, score,
+        overlay colour (phrase k: :func:`text4seg.images.label_color` of k + 1), mask PNG and COCO RLE.
+    """
+    from text4seg.images import label_color
+
+    mask_pngs = list(mask_pngs) if mask_pngs is not None else [None] * len(answer.phrases)
+    phrases = []
+    for k, (phrase, png) in enumerate(zip(answer.phrases, mask_pngs)):
+        entry = {"text": phrase.text, "label": phrase.label, "start": phrase.start, "end": phrase.end,
+                 "cells": phrase.cells, "score": None if phrase.score is None else round(phrase.score, 6),
+                 "color": list(label_color(k + 1)), "mask_png": png}
+        if phrase.mask is not None:
+            entry.update(mask_rle(phrase.mask))
+        phrases.append(entry)
+    return {
+        "prompt": answer.prompt,
+        "text": answer.text,
+        "caption": answer.caption,
+        "marked_caption": answer.marked_caption,
+        "form": answer.form,
+        "repairs": list(answer.repairs),
+        "seconds": round(answer.seconds, 4),
+        "tokens": answer.tokens,
+        "forward_passes": answer.forward_passes,
+        "overlay_png": overlay_png,
+        "phrases": phrases,
+    }
+
+
+def ground_image(
+    image: str | os.PathLike,
+    *,
+    model: str,
+    adapter: str | None = None,
+    instruction: str | None = None,
+    out: str | os.PathLike = "mask.png",
+    overlay: str | os.PathLike | bool = True,
+    json_output: bool = False,
+    load: LoadOptions | None = None,
+    decoding: DecodingOptions | str | None = None,
+    upsample: str = "nearest",
+    stream: Any = None,
+) -> dict:
+    """A grounded caption of ``image`` (GCG): print the caption and its phrases, write a mask PNG per phrase
+    and an overlay (one colour per phrase).
+
+    Args:
+        image: image file.
+        model, adapter: model directory or hub id, optional LoRA adapter.
+        instruction: the request; default :func:`text4seg.prompts.gcg_question`.
+        out: mask PNG path; phrase k's mask goes to ``<stem>_<k><suffix>`` (0/255).
+        overlay: overlay PNG path; True (default): ``<stem>_overlay.png`` beside the masks; False: none.
+        json_output: print one JSON object (:func:`report_header` + :func:`grounded_record`) instead of text.
+        load, decoding: loading and generation options.
+        upsample: ``"nearest"`` or ``"smooth"``.
+        stream: where to print (default stdout).
+
+    Returns:
+        The JSON-able report (also printed with ``json_output``).
+    """
+    from text4seg.images import label_color, load_image, overlay_mask, save_mask_png
+    from text4seg.segmenter import Segmenter
+
+    stream = stream or sys.stdout
+    picture = load_image(image)
+    t0 = time.perf_counter()
+    segmenter = Segmenter.from_pretrained(model, adapter, load=load, decoding=decoding)
+    load_seconds = time.perf_counter() - t0
+    answer = segmenter.ground(picture, instruction, upsample=upsample)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pngs = []
+    ids = np.zeros((picture.height, picture.width), dtype=np.int64)
+    for k, phrase in enumerate(answer.phrases):
+        path = out.with_name(f"{out.stem}_{k}{out.suffix}")
+        save_mask_png(phrase.mask, path)
+        pngs.append(str(path))
+        ids[phrase.mask] = k + 1
+    overlay_path = overlay_path_for(out) if overlay is True else None if overlay is False else Path(overlay)
+    if overlay_path is not None:
+        overlay_path.parent.mkdir(parents=True, exist_ok=True)
+        from text4seg.io import atomic_write
+
+        with atomic_write(overlay_path, binary=True) as handle:
+            overlay_mask(picture, ids).save(handle, format="PNG")
+    report = report_header(str(image), picture, model, adapter, segmenter.config, load_seconds)
+    record = grounded_record(answer, mask_pngs=pngs, overlay_png=None if overlay_path is None else str(overlay_path))
+    report["results"].append(record)
+    if json_output:
+        json.dump(report, stream, ensure_ascii=False)
+        stream.write("\n")
+        return report
+    height, width = segmenter.config.grid
+    print(f"caption: {answer.marked_caption}", file=stream)
+    repairs = "; ".join(answer.repairs) if answer.repairs else "none"
+    print(f"grid {height}x{width} ({answer.form}), repairs: {repairs}, {answer.seconds:.2f} s, {answer.tokens} "
+          f"tokens, {len(answer.phrases)} phrases", file=stream)
+    for k, entry in enumerate(record["phrases"]):
+        color = "#{:02x}{:02x}{:02x}".format(*label_color(k + 1))
+        score = "-" if entry["score"] is None else f"{entry['score']:.3f}"
+        print(f"  [{k}] {color} {entry['text']!r} (label {entry['label']!r}): {entry['cells']} cells, score "
+              f"{score}, mask: {entry['mask_png']}", file=stream)
+    if overlay_path is not None:
+        print(f"overlay: {overlay_path}", file=stream)
     return report
 
 

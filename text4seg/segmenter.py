@@ -27,6 +27,7 @@ from text4seg.descriptors import (
     instances_from_grid,
     referring_mask,
 )
+from text4seg.grounded import GroundedAnswer
 from text4seg.options import DecodingOptions, LoadOptions, split_options
 
 __all__ = ["SegmentationResult", "Segmenter"]
@@ -416,6 +417,32 @@ class Segmenter:
             for inst in res.instances:
                 value = by_label.get(" ".join(inst.label.split()))
                 inst.score = None if value is None else math.exp(value)
+
+    def ground(self, image: _ImageLike, instruction: str | None = None, *, upsample: str = "nearest",
+               score: bool = True) -> GroundedAnswer:
+        """A grounded caption of one image (GCG): a caption whose phrases each get a mask.
+
+        Args:
+            image: path, PIL image or HxWx3 uint8 array.
+            instruction: the request; default :func:`text4seg.prompts.gcg_question` (GLaMM's GCG instruction).
+                The grammar modes constrain the answer to a marked caption and a descriptor labelled by its
+                phrases (:mod:`text4seg.decoding.caption`).
+            upsample: grid -> pixel upsampling, ``"nearest"`` or ``"smooth"``.
+            score: score each phrase by its label tokens' mean log-probability (one teacher-forced pass, when
+                the backend offers ``label_scores``): ``GroundedPhrase.score = exp(mean)``.
+
+        Returns:
+            :class:`text4seg.grounded.GroundedAnswer`; phrase masks at the image's original size.
+        """
+        return self.ground_many([image], instruction, upsample=upsample, score=score)[0]
+
+    def ground_many(self, images: Sequence[_ImageLike], instruction: str | None = None, *,
+                    upsample: str = "nearest", score: bool = True) -> list[GroundedAnswer]:
+        """Grounded captions of several images, generated in batches like :meth:`segment_many`; arguments as
+        :meth:`ground`. Returns one :class:`~text4seg.grounded.GroundedAnswer` per image, in order."""
+        from text4seg.grounding import ground_many
+
+        return ground_many(self, images, instruction, upsample=upsample, score=score)
 
     def segment_video(self, frames: Sequence[Any], expression: str | None = None, **options: Any) -> Any:
         """Masks of ``expression`` (or ``instruction=``) through a video: per frame or keyframes + SAM2

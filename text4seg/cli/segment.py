@@ -11,6 +11,7 @@ EPILOG = """examples:
   text4seg segment photo.jpg "the dog on the left" --model runs/t4s --out out/dog.png   # + out/dog_overlay.png
   text4seg segment photo.jpg --instruction "What keeps the rain off?" --model runs/t4s --json
   text4seg segment photo.jpg --classes "sky,road,car" --model runs/t4s --load-in-4bit
+  text4seg segment photo.jpg --grounded --model runs/t4s --out out/gcg.png   # out/gcg_0.png ... per phrase
 """
 
 
@@ -23,6 +24,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="a free-form request sent as is, e.g. reasoning segmentation (default: none)")
     parser.add_argument("--classes", default=None, metavar="A,B,...",
                         help="comma-separated class names: a semantic prompt (default: none)")
+    parser.add_argument("--grounded", action="store_true", default=None,
+                        help="a grounded caption (GCG): the caption, its phrases and one mask PNG per phrase; "
+                        "--instruction replaces the request (default: off)")
     parser.add_argument("--model", required=True, help="model directory or hub id, or an adapter directory (required)")
     parser.add_argument("--adapter", default=None, metavar="DIR", help="LoRA adapter directory (default: none)")
     parser.add_argument("--out", default=None, metavar="PNG",
@@ -47,6 +51,21 @@ def run(args: argparse.Namespace) -> int:
     queries = list(args.queries) + list(args.extra_queries or [])
     classes = None if args.classes is None else [c.strip() for c in args.classes.split(",") if c.strip()]
     overlay = False if args.no_overlay else (Path(args.overlay) if args.overlay else True)
+    if args.grounded:
+        from text4seg.segment import ground_image
+
+        conflicts = [name for name, value in (("QUERY", queries), ("--classes", args.classes),
+                                              ("--question-template", args.question_template),
+                                              ("--question-index", args.question_index)) if value]
+        if conflicts:
+            raise ValueError(f"--grounded asks for a caption: give no {', '.join(conflicts)} (--instruction "
+                             "replaces the request)")
+        ground_image(args.image, model=args.model, adapter=args.adapter, instruction=args.instruction,
+                     out=args.out or "mask.png", overlay=overlay, json_output=bool(args.json_output),
+                     load=LoadOptions(**given(args, LoadOptions.__dataclass_fields__)),
+                     decoding=DecodingOptions(**given(args, DecodingOptions.__dataclass_fields__)),
+                     upsample=args.upsample or "nearest")
+        return 0
     segment_image(
         args.image,
         queries,

@@ -33,7 +33,9 @@ per equivalent state, so after the first rows a step costs a dictionary look-up 
 
 Which labels are allowed: the caller's ``labels`` or, from the prompt (:func:`allowed_labels`), the fixed
 foreground word or the referring expression, the listed class names of a semantic prompt, plus the background;
-free-form instructions with sentence labels allow any clean label.
+free-form instructions with sentence labels allow any clean label. A grounded-caption request (GCG,
+:func:`grounded_prompt`) gets :class:`GroundedConstraint` (:mod:`.caption`): a marked caption, then a descriptor
+whose labels are exactly the caption's phrases.
 """
 
 from __future__ import annotations
@@ -54,6 +56,10 @@ _LAZY = {
     "token_constraint": "vocab",
     "token_vocab": "vocab",
     "allowed_labels": "labels",
+    "grounded_prompt": "labels",
+    "CaptionGrammar": "caption",
+    "GroundedConstraint": "caption",
+    "grounded_constraint": "caption",
 }
 
 __getattr__, __dir__, _exported = lazy_exports(__name__, _LAZY)

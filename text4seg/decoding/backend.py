@@ -12,6 +12,7 @@ from PIL import Image
 
 from text4seg.config import Text4SegConfig
 from text4seg.decoding.generation import GeneratedText
+from text4seg.decoding.labels import grounded_prompt
 from text4seg.descriptors import sanitize_label
 from text4seg.options import DecodingOptions
 
@@ -25,7 +26,7 @@ class HFGenerationBackend:
         model: a loaded model (optionally a peft model), in eval mode.
         processor: its processor (chat template, tokenizer, image processor).
         config: the model's :class:`Text4SegConfig` (image preprocessing, image position, grid).
-        options: decoding mode and token budget (:class:`text4seg.options.DecodingOptions`). A budget of None
+        options: decoding mode and token budgets (:class:`text4seg.options.DecodingOptions`). A budget of None
             means: derived from the grid, form and labels (``plain``, ``fast-unconstrained``), or the grammar's
             bound (``constrained``/``fast`` complete every descriptor unless a fixed budget cuts them).
         batch_size: prompts per generation call.
@@ -78,7 +79,8 @@ class HFGenerationBackend:
         if self._decoder is None:
             from text4seg.decoding.decoder import DescriptorDecoder
 
-            self._decoder = DescriptorDecoder(self.model, self.processor, self.config, render=self.render)
+            self._decoder = DescriptorDecoder(self.model, self.processor, self.config, render=self.render,
+                                              max_caption_tokens=self.options.max_caption_tokens)
         return self._decoder
 
     def with_config(self, config: Text4SegConfig) -> HFGenerationBackend:
@@ -97,26 +99,30 @@ class HFGenerationBackend:
             self._token_cost[text] = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
         return self._token_cost[text]
 
-    def budget(self, prompts: Sequence[str]) -> int:
+    def budget(self, prompts: Sequence[str], grounded: bool = False) -> int:
         """``max_new_tokens`` for a batch: enough for a complete answer of the config's grid and form.
 
         plain: H*W cells, each costing the tokens of ``"label| "`` for the longest plausible label (background,
         the fixed fg label, or the prompt itself when labels are sentences), + 64 for the sentence and tags.
-        rle: at most min(W, 6) runs ``"label *W| "`` per row, + 64.
+        rle: at most min(W, 6) runs ``"label *W| "`` per row, + 64. ``grounded`` (captions, GCG): labels are
+        phrases of a few words, and the caption's budget (``options.max_caption_tokens``) is added.
         """
         if self.max_new_tokens is not None:
             return self.max_new_tokens
         height, width = self.config.grid
         labels = [self.config.background]
-        if self.config.fg_label != "sentence":
+        if grounded:
+            labels.append("a man in a white shirt 2")
+        elif self.config.fg_label != "sentence":
             labels.append(self.config.fg_label)
         else:
             labels.extend(sanitize_label(p)[:200] or "x" for p in prompts)
+        extra = 64 + (self.options.max_caption_tokens if grounded else 0)
         if self.config.descriptor_form == "plain":
             cell = max(self._cost(f"{label}| ") for label in labels)
-            return height * width * cell + 64
+            return height * width * cell + extra
         run = max(self._cost(f"{label} *{width}| ") for label in labels)
-        return height * min(width, 6) * run + 64
+        return height * min(width, 6) * run + extra
 
     def confidence(self, images: Sequence[Image.Image], prompts: Sequence[str], answers: Sequence[str]
                    ) -> list[float | None]:
@@ -139,7 +145,8 @@ class HFGenerationBackend:
         return self.generate_batch([image] * len(prompts), prompts)
 
     def generate_batch(self, images: Sequence[Image.Image], prompts: Sequence[str],
-                       previous: Sequence[str | Sequence[int] | None] | None = None) -> list[GeneratedText]:
+                       previous: Sequence[str | Sequence[int] | None] | None = None,
+                       grounded: bool | None = None) -> list[GeneratedText]:
         """Answer ``prompts[i]`` about ``images[i]``; the single entry point of every decoding mode.
 
         Args:
@@ -149,6 +156,9 @@ class HFGenerationBackend:
             prompts: user-turn texts, one per image.
             previous: per prompt, an earlier answer to the same prompt (token ids or text; the previous video
                 frame's) that the fast modes draft from (temporal drafts: same tokens, fewer passes), or None.
+            grounded: the answers are grounded captions (:mod:`text4seg.grounded`; the grammar modes constrain
+                the caption and label the descriptor with its phrases); None: recognised from each prompt
+                (:func:`~text4seg.decoding.labels.grounded_prompt`).
 
         Returns:
             One :class:`GeneratedText` per prompt, in order.
@@ -168,15 +178,16 @@ class HFGenerationBackend:
             multi = any(isinstance(image, (list, tuple)) for image in chunk_images)
             mode = {"fast": "constrained", "fast-unconstrained": "plain"}.get(self.decoding, self.decoding) \
                 if multi else self.decoding
+            captions = bool(grounded) or (grounded is None and any(grounded_prompt(p) for p in chunk_prompts))
             if mode == "plain":
                 from text4seg.decoding.hf import generate_plain
 
                 answers = generate_plain(self.model, self.processor, self.config, chunk_images, chunk_prompts,
-                                         self.render, self.budget(chunk_prompts))
+                                         self.render, self.budget(chunk_prompts, captions))
             else:
-                budget = self.budget(chunk_prompts) if mode == "fast-unconstrained" else self.max_new_tokens
+                budget = self.budget(chunk_prompts, captions) if mode == "fast-unconstrained" else self.max_new_tokens
                 answers = self.decoder.generate_ids(chunk_images, chunk_prompts, mode=mode, max_new_tokens=budget,
-                                                    previous=chunk_previous)
+                                                    previous=chunk_previous, grounded=grounded)
             seconds = (time.perf_counter() - began) / max(len(chunk_prompts), 1)
             out.extend(
                 GeneratedText(text=self.tokenizer.decode(ids, skip_special_tokens=True), tokens=len(ids),

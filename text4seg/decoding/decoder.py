@@ -8,8 +8,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from text4seg.decoding.caption import MAX_CAPTION_TOKENS, GroundedConstraint, grounded_constraint
 from text4seg.decoding.generation import GeneratedText
-from text4seg.decoding.labels import allowed_labels
+from text4seg.decoding.labels import allowed_labels, grounded_prompt
 from text4seg.decoding.vocab import TokenConstraint, token_constraint, token_vocab
 
 __all__ = ["DECODER_MODES", "DescriptorDecoder"]
@@ -30,7 +31,10 @@ class DescriptorDecoder:
         render: user-turn text -> full prompt text; default: :func:`text4seg.modeling.inputs.render_user_prompt`
             (the model's chat template, the image placed per ``config.image_position``).
         max_preamble_tokens: free tokens allowed before ``<seg>`` under the grammar (then ``<seg>`` is forced).
-        max_label_bytes: longest label (UTF-8 bytes) when any label is allowed (free-form instructions).
+        max_label_bytes: longest label (UTF-8 bytes) when any label is allowed (free-form instructions), and
+            longest phrase of a grounded caption.
+        max_caption_tokens: caption tokens of a grounded answer before ``\n<seg>`` is forced (the phrase
+            being written is closed first).
         max_draft: most draft tokens per row and pass; None = grid width + 8.
         max_temporal_draft: most draft tokens of a pass whose draft starts with the previous answer
             (``previous=``); None = 4 x ``max_draft`` (a previous frame's answer is often right for rows on end).
@@ -47,6 +51,7 @@ class DescriptorDecoder:
         render: Any = None,
         max_preamble_tokens: int = 64,
         max_label_bytes: int = 128,
+        max_caption_tokens: int = MAX_CAPTION_TOKENS,
         max_draft: int | None = None,
         max_temporal_draft: int | None = None,
         share_prefix: bool = True,
@@ -62,6 +67,7 @@ class DescriptorDecoder:
         self.render = render or self._render
         self.max_preamble_tokens = max_preamble_tokens
         self.max_label_bytes = max_label_bytes
+        self.max_caption_tokens = max_caption_tokens
         self.max_draft = config.width + 8 if max_draft is None else max_draft
         self.max_temporal_draft = 4 * self.max_draft if max_temporal_draft is None else max_temporal_draft
         self.share_prefix = share_prefix
@@ -81,8 +87,19 @@ class DescriptorDecoder:
 
         return render_user_prompt(self.processor, self.config, prompt)
 
-    def constraint(self, prompt: str, labels: Sequence[str] | None = None) -> TokenConstraint:
-        """The constraint of one answer: the config's grid and form, ``labels`` or those of the prompt."""
+    def constraint(self, prompt: str, labels: Sequence[str] | None = None, grounded: bool | None = None
+                   ) -> TokenConstraint | GroundedConstraint:
+        """The constraint of one answer: the config's grid and form, ``labels`` or those of the prompt; a
+        grounded caption (``grounded=True``, or None and a :func:`~text4seg.decoding.labels.grounded_prompt`
+        without ``labels``) gets the caption grammar, its descriptor labelled by the caption's phrases."""
+        if grounded is None:
+            grounded = labels is None and grounded_prompt(prompt)
+        if grounded:
+            if labels is not None:
+                raise ValueError("labels: a grounded caption's labels are its phrases; give no labels")
+            return grounded_constraint(self.vocab, self.config.height, self.config.width,
+                                       self.config.descriptor_form, self.config.background,
+                                       self.max_caption_tokens, self.max_label_bytes)
         if labels is None:
             labels = allowed_labels(prompt, self.config)
         return token_constraint(
@@ -105,6 +122,7 @@ class DescriptorDecoder:
         labels: Sequence[Sequence[str] | None] | None = None,
         max_new_tokens: int | Sequence[int] | None = None,
         previous: Sequence[str | Sequence[int] | None] | None = None,
+        grounded: bool | Sequence[bool | None] | None = None,
     ) -> list:
         """Answer ``prompts[i]`` about ``images[i]`` (RGB PIL images; prompts about one image object share work).
 
@@ -118,13 +136,15 @@ class DescriptorDecoder:
             previous: per prompt, an earlier answer to the same question (token ids or text; e.g. the previous
                 video frame's) drafted from in the fast modes (temporal drafts), or None. The tokens are those
                 of decoding without it, usually in fewer passes; the other modes ignore it.
+            grounded: grounded-caption answers (:mod:`text4seg.grounded`), one flag for all or one per prompt;
+                None: recognised from the prompt (:func:`~text4seg.decoding.labels.grounded_prompt`).
 
         Returns:
             One :class:`GeneratedText` per prompt (``seconds``: the batch's wall time divided by its prompts).
         """
         start = time.perf_counter()
         answers = self.generate_ids(images, prompts, mode=mode, labels=labels, max_new_tokens=max_new_tokens,
-                                    previous=previous)
+                                    previous=previous, grounded=grounded)
         seconds = (time.perf_counter() - start) / max(len(prompts), 1)
         return [
             GeneratedText(
@@ -146,6 +166,7 @@ class DescriptorDecoder:
         labels: Sequence[Sequence[str] | None] | None = None,
         max_new_tokens: int | Sequence[int] | None = None,
         previous: Sequence[str | Sequence[int] | None] | None = None,
+        grounded: bool | Sequence[bool | None] | None = None,
     ) -> list[tuple[list[int], int]]:
         """Like :meth:`generate`, returning per prompt ``(new token ids incl. the end token, forward passes)``."""
         from text4seg.decoding.fast import generate_fast
@@ -162,7 +183,8 @@ class DescriptorDecoder:
             raise ValueError(f"labels: {len(labels)} entries for {len(prompts)} prompts")
         drafts = self.previous_ids(previous, len(prompts))
         enforce = mode != "fast-unconstrained"
-        constraints = [self.constraint(p, lab) for p, lab in zip(prompts, labels)]
+        flags = per_prompt_flags(grounded, len(prompts))
+        constraints = [self.constraint(p, lab, flag) for p, lab, flag in zip(prompts, labels, flags)]
         if max_new_tokens is None:
             if not enforce:
                 raise ValueError("max_new_tokens: required for mode 'fast-unconstrained'")
@@ -235,3 +257,17 @@ class DescriptorDecoder:
             else:
                 raise ValueError(f"previous[{k}]: expected text, token ids or None, got {entry!r:.80}")
         return out
+
+
+def per_prompt_flags(grounded: bool | Sequence[bool | None] | None, count: int) -> list[bool | None]:
+    """``grounded=`` as one entry per prompt (None: recognised from the prompt).
+
+    Raises:
+        ValueError: a list that is not one entry per prompt.
+    """
+    if grounded is None or isinstance(grounded, bool):
+        return [grounded] * count
+    flags = list(grounded)
+    if len(flags) != count or any(f is not None and not isinstance(f, bool) for f in flags):
+        raise ValueError(f"grounded: expected a bool, None or one of them per prompt ({count}), got {grounded!r:.80}")
+    return flags

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from text4seg.decoding.grammar import DONE
+from text4seg.decoding.grammar import DONE, DescriptorGrammar
 from text4seg.decoding.vocab import SEG, STOP, Allowed, TokenConstraint
 
 __all__ = ["Drafter"]
@@ -138,7 +138,7 @@ class Drafter:
             return []
         return self.history[index : index + limit]
 
-    def _row_text(self, row: int) -> dict[tuple, int]:
+    def _row_text(self, row: int, grammar: DescriptorGrammar) -> dict[tuple, int]:
         """Position key -> index in the descriptor bytes of the first byte read there, for one row."""
         found = self._text_rows.get(row)
         if found is not None:
@@ -153,7 +153,6 @@ class Drafter:
         if not self._starts:
             return found
         index, g = self._starts[first]
-        grammar = self.constraint.grammar
         complete = False
         while index < len(self._text) and g is not None and g[0] != DONE:
             if g[1] > row:
@@ -177,11 +176,11 @@ class Drafter:
         now = self.state[1][1] if self.state is not None and self.state[0] == SEG else -1
         if not 0 < row <= now:
             return []  # copy completed rows only (the row being written is copied token by token)
-        previous = self._row_text(row - 1)
+        grammar = self.constraint.grammar_of(state)
+        previous = self._row_text(row - 1, grammar)
         start, prefix = previous.get(key), b""
         if start is None:
             # e.g. a row start before its leading space: row 0 had none, so look up the place after it
-            grammar = self.constraint.grammar
             prefix = grammar.forced_bytes(state[1], limit=4)
             after = grammar.walk(state[1], prefix) if prefix else None
             if after is None or after[1] != row or after[0] == DONE:

@@ -3,6 +3,7 @@ descriptor grammar does not allow, plus the shared input preparation of the deco
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,13 +26,18 @@ __all__ = [
 
 
 class MaskBank:
-    """Boolean masks ``(V,)`` of allowed sets on one device, cached per constraint and state key."""
+    """Boolean masks ``(V,)`` of allowed sets on one device, cached per constraint and state key.
 
-    def __init__(self, vocab_size: int, device: torch.device) -> None:
+    The least recently used masks are dropped beyond ``max_masks``: label sets that change with every answer
+    (sentence labels, grounded captions' phrases) would otherwise fill the device a few hundred masks at a time.
+    """
+
+    def __init__(self, vocab_size: int, device: torch.device, max_masks: int = 2048) -> None:
         self.vocab_size = vocab_size
         self.device = device
+        self.max_masks = max_masks
         self.everything = torch.ones(vocab_size, dtype=torch.bool, device=device)
-        self._masks: dict[tuple[int, tuple], torch.Tensor] = {}
+        self._masks: OrderedDict[tuple[int, tuple], torch.Tensor] = OrderedDict()
 
     def get(self, constraint: TokenConstraint | None, allowed: Allowed | None) -> torch.Tensor:
         """The mask of ``allowed`` (all True for None or the unconstrained set)."""
@@ -45,6 +51,10 @@ class MaskBank:
             mask[ids] = True
             mask = mask.to(self.device)
             self._masks[key] = mask
+            while len(self._masks) > self.max_masks:
+                self._masks.popitem(last=False)
+        else:
+            self._masks.move_to_end(key)
         return mask
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from text4seg.config import Text4SegConfig
 from text4seg.descriptors import MAX_INSTANCES, sanitize_label
 
-__all__ = ["MAX_INSTANCES", "allowed_labels", "instance_labels"]
+__all__ = ["MAX_INSTANCES", "allowed_labels", "grounded_prompt", "instance_labels"]
 
 
 def instance_labels(classes: list[str], max_instances: int = MAX_INSTANCES) -> list[str]:
@@ -31,6 +31,15 @@ def _fill(template: str, field: str, prompt: str) -> str | None:
     return prompt[len(head) : len(prompt) - len(tail)]
 
 
+def grounded_prompt(prompt: str) -> bool:
+    """True for a grounded-caption request (one of :data:`text4seg.prompts.GCG_QUESTIONS`, surrounding
+    whitespace ignored): its answer is a marked caption and a descriptor labelled by its phrases
+    (:mod:`text4seg.grounded`), whose labels are only known once the caption is written."""
+    from text4seg.prompts import GCG_QUESTIONS
+
+    return isinstance(prompt, str) and prompt.strip() in GCG_QUESTIONS
+
+
 def allowed_labels(prompt: str, config: Text4SegConfig, max_instances: int = MAX_INSTANCES) -> list[str] | None:
     """Labels (background last) an answer to ``prompt`` may use, or None when any label is possible.
 
@@ -42,6 +51,9 @@ def allowed_labels(prompt: str, config: Text4SegConfig, max_instances: int = MAX
     - a referring prompt (the config's question template): ``config.fg_label``, or the sanitized expression
       when ``fg_label == "sentence"``;
     - anything else (free-form instructions): ``[fg_label, background]`` for a fixed foreground word, else None.
+
+    A grounded-caption request (:func:`grounded_prompt`) has no fixed label set: the decoder gives it the
+    caption grammar instead (:mod:`text4seg.decoding.caption`).
 
     Args:
         prompt: the user-turn text sent to the model.

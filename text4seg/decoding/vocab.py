@@ -222,6 +222,10 @@ class TokenConstraint:
             return (SEG, self.grammar.start(with_seg_tag=True))
         return (FREE, 0, 0, 0)
 
+    def grammar_of(self, state: tuple) -> DescriptorGrammar:
+        """The descriptor grammar of a descriptor state (one for every state here)."""
+        return self.grammar
+
     def max_tokens(self) -> int:
         """Upper bound on the tokens of any answer this constraint accepts (each descriptor token has >= 1 byte;
         the free text may run 3 tokens over its budget to finish a UTF-8 character)."""
