@@ -145,3 +145,25 @@ def test_eval_gcg_cli(grandf, tmp_path, monkeypatch, capsys, no_java):
     with pytest.raises(SystemExit):
         main(["eval", "--help"])
     assert "--similarity-model DIR" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_eval_gcg_with_the_tiny_model(grandf, tmp_path, tiny_model_dir, no_java, capsys):
+    """The real path: ``text4seg eval gcg`` loads the tiny model, ``Segmenter.ground_many`` answers under the
+    grounded-caption grammar, and every answer parses without repair into GLaMM-format predictions."""
+    from text4seg.cli import main
+    from text4seg.evaluation.records import read_records
+
+    out = tmp_path / "tiny"
+    code = main(["eval", "gcg", "--model", str(tiny_model_dir), "--device", "cpu", "--data-root", str(grandf),
+                 "--split", "val", "--out", str(out), "--decoding", "fast", "--max-caption-tokens", "8",
+                 "--batch-size", "2"])
+    assert code == 0, capsys.readouterr().err
+    records = read_records(out / "samples.jsonl")
+    assert len(records) == 2 and all(r["repairs"] == [] for r in records)
+    for record in records:
+        pred = json.loads((out / "predictions" / f"{record['image_id']}.json").read_text())
+        assert len(pred["phrases"]) == len(pred["pred_masks"])
+        assert decode_grounded(record["text"], 8, 8).caption == pred["caption"]
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["gcg"]["images"] == 2 and 0.0 <= scores["coarse"]["miou"] <= 1.0
