@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -96,6 +98,7 @@ REFS = {"a": ["red apple"], "b": ["blue car"]}
 
 
 @pytest.mark.slow  # Java: the PTB tokenizer and METEOR-1.5 (its paraphrase table loads for a while)
+@pytest.mark.skipif(shutil.which("java") is None, reason="no java on the PATH (METEOR and the PTB tokenizer run it)")
 def test_cider_hand_checked_and_meteor_as_pycocoevalcap():
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.meteor.meteor import Meteor
