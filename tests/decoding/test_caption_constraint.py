@@ -280,3 +280,24 @@ def test_mask_bank_keeps_the_most_recent_masks():
     assert bank.get(None, sets[0]) is first  # used again: kept
     bank.get(None, sets[2])  # evicts sets[1], the least recently used
     assert bank.get(None, sets[0]) is first and len(bank._masks) == 2 and (id(None), (1,)) not in bank._masks
+
+
+def test_mask_bank_keys_masks_by_constraint_spec_not_object_id():
+    """Equal specs share masks; a constraint with another spec never gets them, even at a reused ``id``."""
+    from text4seg.decoding.hf import MaskBank
+    from text4seg.decoding.vocab import Allowed
+
+    class Spec:
+        def __init__(self, spec):
+            self.spec = spec
+
+    bank = MaskBank(4, "cpu")
+    a, same, other = Spec(("descriptor", "cat")), Spec(("descriptor", "cat")), Spec(("descriptor", "dog"))
+    state = ("S", 3)
+    mask = bank.get(a, Allowed(state, (1,), frozenset([1])))
+    assert bank.get(same, Allowed(state, (1,), frozenset([1]))) is mask
+    assert bank.get(other, Allowed(state, (2,), frozenset([2]))).tolist() == [False, False, True, False]
+    del a, same
+    # a new object may take a freed one's id: with a different spec it still gets its own mask
+    fresh = Spec(("descriptor", "bird"))
+    assert bank.get(fresh, Allowed(state, (3,), frozenset([3]))).tolist() == [False, False, False, True]

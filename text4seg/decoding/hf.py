@@ -26,7 +26,8 @@ __all__ = [
 
 
 class MaskBank:
-    """Boolean masks ``(V,)`` of allowed sets on one device, cached per constraint and state key.
+    """Boolean masks ``(V,)`` of allowed sets on one device (one vocabulary), cached per constraint spec and
+    state key (``constraint.spec``; the object's ``id`` only for constraints without one).
 
     The least recently used masks are dropped beyond ``max_masks``: label sets that change with every answer
     (sentence labels, grounded captions' phrases) would otherwise fill the device a few hundred masks at a time.
@@ -37,13 +38,14 @@ class MaskBank:
         self.device = device
         self.max_masks = max_masks
         self.everything = torch.ones(vocab_size, dtype=torch.bool, device=device)
-        self._masks: OrderedDict[tuple[int, tuple], torch.Tensor] = OrderedDict()
+        self._masks: OrderedDict[tuple[Any, tuple], torch.Tensor] = OrderedDict()
 
     def get(self, constraint: TokenConstraint | None, allowed: Allowed | None) -> torch.Tensor:
         """The mask of ``allowed`` (all True for None or the unconstrained set)."""
         if allowed is None or allowed.everything:
             return self.everything
-        key = (id(constraint), allowed.key)
+        spec = getattr(constraint, "spec", None)
+        key = (id(constraint) if spec is None else spec, allowed.key)
         mask = self._masks.get(key)
         if mask is None:
             mask = torch.zeros(self.vocab_size, dtype=torch.bool)

@@ -215,6 +215,13 @@ class TokenConstraint:
         self._forced: dict[tuple, tuple[int, ...]] = {}
         self._advanced: dict[tuple, tuple | None] = {}
 
+    @property
+    def spec(self) -> tuple:
+        """Hashable description: constraints over one vocabulary with equal specs allow the same tokens in every
+        state (the key of cached token masks, which must not be the object's ``id``: a freed constraint's id
+        is reused)."""
+        return ("descriptor", self.grammar.spec, self.max_preamble_tokens)
+
     # ---- states
     def initial(self) -> tuple:
         """The state before the first generated token."""
