@@ -28,7 +28,16 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from text4seg.decoding.grammar import SEG_OPEN, DescriptorGrammar, utf8_lead, utf8_left, utf8_next
-from text4seg.decoding.vocab import _ANY, END, SEG, STOP, Allowed, TokenVocab
+from text4seg.decoding.vocab import (
+    _ANY,
+    END,
+    SEG,
+    STOP,
+    Allowed,
+    TokenVocab,
+    descriptor_forced,
+    descriptor_tokens,
+)
 from text4seg.descriptors import BACKGROUND, SEG_START
 from text4seg.grounded import phrase_labels
 from text4seg.options import MAX_CAPTION_TOKENS
@@ -340,7 +349,7 @@ class GroundedConstraint:
         found = self._allowed.get(key)
         if found is None:
             if state[0] == SEG:
-                ids = self._descriptor_allowed(self.grammar(state[2]), state[1])
+                ids = descriptor_tokens(self.vocab, self.grammar(state[2]), state[1])
             elif state[0] == CAPTION:
                 ids = self._caption_allowed(state[1])
             else:
@@ -410,22 +419,6 @@ class GroundedConstraint:
         self._needs[base] = found
         return found
 
-    def _descriptor_allowed(self, grammar: DescriptorGrammar, g: tuple) -> list[int]:
-        children, ids, step = self.vocab.children, self.vocab.ids, grammar.step
-        out: list[int] = []
-        stack = [(0, g)]
-        while stack:
-            node, state = stack.pop()
-            for byte, child in children[node].items():
-                nxt = step(state, byte)
-                if nxt is None:
-                    continue
-                if ids[child]:
-                    out.extend(ids[child])
-                if children[child] and not grammar.is_done(nxt):
-                    stack.append((child, nxt))
-        return out
-
     # ---- drafts
     def forced_tokens(self, state: tuple) -> tuple[int, ...]:
         """Canonical tokens of the text every valid continuation of ``state`` starts with (may be empty)."""
@@ -439,11 +432,7 @@ class GroundedConstraint:
         elif len(allowed.ids) == 1 and not allowed.everything:
             out = allowed.ids
         elif state[0] == SEG:
-            grammar = self.grammar(state[2])
-            text = grammar.forced_bytes(state[1], limit=self.vocab.horizon)
-            out = self.vocab.encode(text) if text else ()
-            if out and not grammar.is_done(grammar.walk(state[1], text) or state[1]):
-                out = self.vocab.trim_open_end(out)
+            out = descriptor_forced(self.vocab, self.grammar(state[2]), state[1])
         else:
             out = ()
         if len(self._forced) > 50_000:

@@ -18,9 +18,10 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from text4seg.decoding.grammar import DONE, SEG_OPEN, DescriptorGrammar, utf8_lead, utf8_next
+from text4seg.decoding.grammar import SEG_OPEN, DescriptorGrammar, utf8_lead, utf8_next
 
-__all__ = ["TokenVocab", "Allowed", "TokenConstraint", "token_vocab", "token_constraint"]
+__all__ = ["TokenVocab", "Allowed", "TokenConstraint", "token_vocab", "token_constraint", "descriptor_tokens",
+           "descriptor_forced"]
 
 logger = logging.getLogger(__name__)
 
@@ -316,7 +317,7 @@ class TokenConstraint:
         found = self._allowed.get(key)
         if found is None:
             if state[0] == SEG:
-                ids = self._walk(state[1])
+                ids = descriptor_tokens(self.vocab, self.grammar, state[1])
             elif state[0] == FREE:
                 ids = self._free_allowed(state[1], state[3])
             else:
@@ -330,23 +331,6 @@ class TokenConstraint:
             found = Allowed(key, tuple(ids), frozenset(ids))
             self._allowed[key] = found
         return found
-
-    def _walk(self, g: tuple) -> list[int]:
-        """Tokens whose bytes keep grammar state ``g`` alive: DFS of the vocabulary trie, pruned by the grammar."""
-        children, ids, step = self.vocab.children, self.vocab.ids, self.grammar.step
-        out: list[int] = []
-        stack = [(0, g)]
-        while stack:
-            node, state = stack.pop()
-            for byte, child in children[node].items():
-                nxt = step(state, byte)
-                if nxt is None:
-                    continue
-                if ids[child]:
-                    out.extend(ids[child])
-                if children[child] and nxt[0] != DONE:
-                    stack.append((child, nxt))
-        return out
 
     def _free_allowed(self, k: int, pending: int = 0) -> list[int]:
         # Only tokens that could complete "<seg>" need a check: those holding "<" or, mid-tag, starting with
@@ -376,14 +360,40 @@ class TokenConstraint:
         if len(allowed.ids) == 1 and not allowed.everything:
             out: tuple[int, ...] = allowed.ids
         elif state[0] == SEG:
-            text = self.grammar.forced_bytes(state[1], limit=self.vocab.horizon)
-            out = self.vocab.encode(text) if text else ()
-            if out and not self.grammar.is_done(self.grammar.walk(state[1], text) or state[1]):
-                out = self.vocab.trim_open_end(out)
+            out = descriptor_forced(self.vocab, self.grammar, state[1])
         else:
             out = ()
         self._forced[key] = out
         return out
+
+
+def descriptor_tokens(vocab: TokenVocab, grammar: DescriptorGrammar, g: tuple) -> list[int]:
+    """Tokens whose bytes keep descriptor grammar state ``g`` alive: DFS of the vocabulary trie, pruned by the
+    grammar (a token may end the descriptor, not run past it)."""
+    children, ids, step = vocab.children, vocab.ids, grammar.step
+    out: list[int] = []
+    stack = [(0, g)]
+    while stack:
+        node, state = stack.pop()
+        for byte, child in children[node].items():
+            nxt = step(state, byte)
+            if nxt is None:
+                continue
+            if ids[child]:
+                out.extend(ids[child])
+            if children[child] and not grammar.is_done(nxt):
+                stack.append((child, nxt))
+    return out
+
+
+def descriptor_forced(vocab: TokenVocab, grammar: DescriptorGrammar, g: tuple) -> tuple[int, ...]:
+    """Canonical tokens of the text every continuation of descriptor state ``g`` starts with (may be empty); a
+    last token that a longer one could still replace is trimmed unless the text ends the descriptor."""
+    text = grammar.forced_bytes(g, limit=vocab.horizon)
+    out = vocab.encode(text) if text else ()
+    if out and not grammar.is_done(grammar.walk(g, text) or g):
+        out = vocab.trim_open_end(out)
+    return out
 
 
 _VOCABS: OrderedDict[tuple, TokenVocab] = OrderedDict()
