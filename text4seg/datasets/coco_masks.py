@@ -1,4 +1,5 @@
-"""COCO-style segmentations (polygons, compressed or uncompressed RLE) → boolean masks, and skip bookkeeping.
+"""COCO-style segmentations (polygons, compressed or uncompressed RLE) → boolean masks, skip bookkeeping, and
+the readers' one JSON loader (:func:`read_json`).
 
 Parts of a multi-part segmentation are merged as a union (``pycocotools.mask.merge``), so overlapping parts
 never wrap around the way a uint8 sum would, and polygons are clipped to the image.
@@ -6,6 +7,8 @@ never wrap around the way a uint8 sum would, and polygons are clipped to the ima
 
 from __future__ import annotations
 
+import json
+import os
 import warnings
 from collections import Counter
 from collections.abc import Sequence
@@ -16,6 +19,7 @@ import numpy as np
 __all__ = [
     "AnnotationError",
     "SkipLog",
+    "read_json",
     "skip_or_raise",
     "decode_rle",
     "encode_rle",
@@ -23,6 +27,25 @@ __all__ = [
     "segmentation_to_rle",
     "union_masks",
 ]
+
+
+def read_json(path: str | os.PathLike, what: str, layout: str, kind: type = dict) -> object:
+    """An annotation file's JSON, of type ``kind`` (``dict`` or ``list``).
+
+    Raises:
+        FileNotFoundError: ``path`` is missing (the message names ``what`` and the expected ``layout``).
+        ValueError: not valid JSON, or not a ``kind`` (the message names the file).
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{what} file {path} not found ({layout})")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except ValueError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from err
+    if not isinstance(data, kind):
+        raise ValueError(f"{path}: expected a JSON {'list' if kind is list else 'object'} ({what})")
+    return data
 
 
 class AnnotationError(ValueError):

@@ -13,7 +13,6 @@ Categories keep their COCO ids; ``class_name`` turns a COCO panoptic name into a
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from text4seg.datasets.coco_masks import SkipLog, segmentation_to_mask, skip_or_raise
+from text4seg.datasets.coco_masks import SkipLog, read_json, segmentation_to_mask, skip_or_raise
 
 __all__ = [
     "PanopticCategory",
@@ -149,16 +148,7 @@ def _year(split: str) -> str:
 
 
 def _load_json(path: Path, what: str) -> dict:
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} file {path} not found ({_LAYOUT})")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except ValueError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from err
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object")
-    return data
+    return read_json(path, what, _LAYOUT)
 
 
 def panoptic_categories(data: dict, source: str | os.PathLike = "panoptic JSON") -> dict[int, PanopticCategory]:

@@ -36,7 +36,6 @@ with ``id`` = the image's file stem; ``annotations[]``: ``image_id``, ``caption`
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -44,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from text4seg.datasets.coco_masks import SkipLog, skip_or_raise, union_masks
+from text4seg.datasets.coco_masks import SkipLog, read_json, skip_or_raise, union_masks
 from text4seg.descriptors import sanitize_label
 from text4seg.paths import safe_relative_id
 
@@ -147,16 +146,7 @@ class GcgGroundTruth:
 
 
 def _load_json(path: Path, what: str, kind: type) -> object:
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} file {path} not found ({_LAYOUT})")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except ValueError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from err
-    if not isinstance(data, kind):
-        raise ValueError(f"{path}: expected a JSON {'list' if kind is list else 'object'} ({what})")
-    return data
+    return read_json(path, what, _LAYOUT, kind)
 
 
 def gcg_annotation_path(root: str | os.PathLike, dataset: str, split: str = "train") -> Path:

@@ -13,14 +13,13 @@ all-False mask with ``no_target=True``.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from text4seg.datasets.coco_masks import SkipLog, skip_or_raise, union_masks
+from text4seg.datasets.coco_masks import SkipLog, read_json, skip_or_raise, union_masks
 from text4seg.datasets.refer import load_instances, ref_sentences
 from text4seg.datasets.samples import ReferringSample
 
@@ -36,14 +35,8 @@ def grefs_path(root: str | os.PathLike, split_by: str = "unc") -> Path:
 
 
 def _load_grefs(path: Path) -> list[dict]:
-    if not path.is_file():
-        raise FileNotFoundError(f"grefs file {path} not found ({_LAYOUT})")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            refs = json.load(handle)
-    except ValueError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from err
-    if not isinstance(refs, list) or not all(isinstance(r, dict) for r in refs):
+    refs = read_json(path, "grefs", _LAYOUT, list)
+    if not all(isinstance(r, dict) for r in refs):
         raise ValueError(f"{path}: expected a list of ref objects")
     return refs
 

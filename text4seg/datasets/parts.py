@@ -38,7 +38,6 @@ naming the file and field with ``strict=True``.
 from __future__ import annotations
 
 import functools
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -46,7 +45,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from text4seg.datasets.coco_masks import SkipLog, decode_rle, segmentation_to_rle, skip_or_raise
+from text4seg.datasets.coco_masks import SkipLog, decode_rle, read_json, segmentation_to_rle, skip_or_raise
 from text4seg.descriptors import BACKGROUND, sanitize_label
 from text4seg.paths import safe_relative_id
 
@@ -196,17 +195,9 @@ def part_annotations_path(root: str | os.PathLike, dataset: str, split: str) -> 
 
 def _load(root: Path, dataset: str, split: str) -> tuple[Path, dict]:
     path = part_annotations_path(root, dataset, split)
-    if not path.is_file():
-        layout = ("vlpart/paco_lvis/annotations/paco_lvis_v1_<split>.json + coco/<train2017|val2017>/*.jpg"
-                  if dataset == "paco_lvis" else f"vlpart/pascal_part/<split>.json + {_PASCAL_IMAGES}/*.jpg")
-        raise FileNotFoundError(f"{dataset} annotations {path} not found (layout: {layout})")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except ValueError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from err
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a COCO-format JSON object")
+    layout = ("vlpart/paco_lvis/annotations/paco_lvis_v1_<split>.json + coco/<train2017|val2017>/*.jpg"
+              if dataset == "paco_lvis" else f"vlpart/pascal_part/<split>.json + {_PASCAL_IMAGES}/*.jpg")
+    data = read_json(path, f"{dataset} annotations", f"layout: {layout}")
     for key in ("images", "annotations"):
         if not isinstance(data.get(key), list):
             raise ValueError(f"{path}: no {key!r} list")

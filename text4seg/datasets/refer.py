@@ -15,13 +15,12 @@ never decoded.
 from __future__ import annotations
 
 import io
-import json
 import os
 import pickle
 from collections.abc import Iterator
 from pathlib import Path
 
-from text4seg.datasets.coco_masks import SkipLog, segmentation_to_mask, skip_or_raise
+from text4seg.datasets.coco_masks import SkipLog, read_json, segmentation_to_mask, skip_or_raise
 from text4seg.datasets.samples import ReferringSample
 
 __all__ = [
@@ -137,13 +136,7 @@ def load_instances(path: str | os.PathLike, layout: str = _LAYOUT) -> dict:
         ValueError: invalid JSON or no ``images``/``annotations`` lists.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"instances file {path} not found ({layout})")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            instances = json.load(handle)
-    except ValueError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from err
+    instances = read_json(path, "instances", layout, object)
     for key in ("images", "annotations"):
         if not isinstance(instances, dict) or not isinstance(instances.get(key), list):
             raise ValueError(f"{path}: expected a COCO instances object with an {key!r} list")
