@@ -67,6 +67,28 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_gcg(tiny_model_dir):
+    """The conftest tiny model in float64, its output head given a bias towards '<' and 'p' so that greedy
+    answers open phrases (a random model alone rarely writes one)."""
+    import torch
+
+    from text4seg.modeling import load_model
+
+    loaded = load_model(tiny_model_dir, dtype="float32", device="cpu")
+    model = loaded.model.to(torch.float64)
+    head = model.get_output_embeddings()
+    biased = torch.nn.Linear(head.in_features, head.out_features, bias=True, dtype=torch.float64)
+    tok = loaded.processor.tokenizer
+    with torch.no_grad():
+        biased.weight.copy_(head.weight)
+        biased.bias.zero_()
+        biased.bias[tok.convert_tokens_to_ids("<")] = 0.6
+        biased.bias[tok.convert_tokens_to_ids("p")] = 0.4
+    model.lm_head = biased
+    return loaded
+
+
+@pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> TinyData:
     from text4seg.datasets.synthetic import generate_synthetic
     from text4seg.items import BuildSummary, referring_items, write_items

@@ -111,38 +111,17 @@ def test_untrusted_answers_are_repaired_not_raised():
 # ---------------------------------------------------------------------------------------------------- tiny model
 
 
-@pytest.fixture(scope="module")
-def tiny_phrases(tiny_model_dir):
-    """The conftest tiny model (float64) with an output bias towards '<' and 'p': greedy answers open phrases."""
-    import torch
-
-    from text4seg.modeling import load_model
-
-    loaded = load_model(tiny_model_dir, dtype="float32", device="cpu")
-    model = loaded.model.to(torch.float64)
-    head = model.get_output_embeddings()
-    biased = torch.nn.Linear(head.in_features, head.out_features, bias=True, dtype=torch.float64)
-    tok = loaded.processor.tokenizer
-    with torch.no_grad():
-        biased.weight.copy_(head.weight)
-        biased.bias.zero_()
-        biased.bias[tok.convert_tokens_to_ids("<")] = 0.6
-        biased.bias[tok.convert_tokens_to_ids("p")] = 0.4
-    model.lm_head = biased
-    return loaded
-
-
 @pytest.mark.slow
-def test_ground_on_the_tiny_model_in_every_mode(tiny_phrases):
+def test_ground_on_the_tiny_model_in_every_mode(tiny_gcg):
     from text4seg.decoding import HFGenerationBackend
     from text4seg.options import DecodingOptions
 
-    config = tiny_phrases.config.__class__.from_dict({**tiny_phrases.config.to_dict(), "grid": [2, 3]})
+    config = tiny_gcg.config.__class__.from_dict({**tiny_gcg.config.to_dict(), "grid": [2, 3]})
     image = np.random.default_rng(5).integers(0, 256, (24, 36, 3), dtype=np.uint8)
     results = {}
     for mode in ("plain", "constrained", "fast"):
         options = DecodingOptions(decoding=mode, max_caption_tokens=12, max_new_tokens=40 if mode == "plain" else None)
-        backend = HFGenerationBackend(tiny_phrases.model, tiny_phrases.processor, config, options)
+        backend = HFGenerationBackend(tiny_gcg.model, tiny_gcg.processor, config, options)
         seg = Segmenter(backend, config)
         results[mode] = seg.ground_many([image, image], "Describe the image.")
     for mode, answers in results.items():

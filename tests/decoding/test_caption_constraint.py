@@ -214,28 +214,6 @@ def test_grounded_prompts_are_recognised(gcg_tokenizer):
 # ---------------------------------------------------------------------------------------------------- model
 
 
-@pytest.fixture(scope="module")
-def tiny_gcg(tiny_model_dir):
-    """The conftest tiny model in float64, its output head given a bias towards '<' and 'p' so that greedy
-    answers open phrases (a random model alone rarely writes one)."""
-    import torch
-
-    from text4seg.modeling import load_model
-
-    loaded = load_model(tiny_model_dir, dtype="float32", device="cpu")
-    model = loaded.model.to(torch.float64)
-    head = model.get_output_embeddings()
-    biased = torch.nn.Linear(head.in_features, head.out_features, bias=True, dtype=torch.float64)
-    tok = loaded.processor.tokenizer
-    with torch.no_grad():
-        biased.weight.copy_(head.weight)
-        biased.bias.zero_()
-        biased.bias[tok.convert_tokens_to_ids("<")] = 0.6
-        biased.bias[tok.convert_tokens_to_ids("p")] = 0.4
-    model.lm_head = biased
-    return loaded
-
-
 def _images(n: int, seed: int) -> list[Image.Image]:
     rng = np.random.default_rng(seed)
     return [Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)) for _ in range(n)]
