@@ -286,3 +286,36 @@ def test_chunks_on_the_tiny_model_use_their_own_class_lists(tiny_vocab_model):
         assert res.mask.shape == (16, 24) and np.array_equal(res.mask[::4, ::6], expected)
         texts[mode] = [c["text"] for c in chunks]
     assert texts["fast"] == texts["constrained"]  # fast: the tokens of constrained decoding
+
+
+@pytest.mark.slow
+def test_segment_command_with_a_class_file_in_chunks(tiny_model_dir, tiny_data, tmp_path, capsys, monkeypatch):
+    """``text4seg segment --classes-file F --class-chunk N``: the prompts of the answer list at most N classes
+    each, in file order; the mask PNG holds indices into the file's list (16-bit past 255 classes)."""
+    import json
+
+    from PIL import Image
+
+    from text4seg.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    names = [f"class {k}" for k in range(300)]
+    (tmp_path / "classes.txt").write_text("\n".join(names[:150]) + "\n\n  " + "\n".join(names[150:]) + "\n")
+    image = str(tiny_data.root / tiny_data.samples[0].image)
+    args = ["segment", image, "--classes-file", "classes.txt", "--class-chunk", "128", "--model", str(tiny_model_dir),
+            "--device", "cpu", "--out", "m.png"]
+    assert main([*args, "--json"]) == 0
+    (entry,) = json.loads(capsys.readouterr().out)["results"]
+    assert entry["chunks"] == [128, 128, 44]
+    mask = np.asarray(Image.open("m.png"))
+    assert mask.dtype == np.uint16 and mask.shape == (tiny_data.samples[0].height, tiny_data.samples[0].width)
+    assert main(args) == 0
+    assert "3 prompts of 128, 128, 44 classes, merged" in capsys.readouterr().out
+    for bad, message in (([*args, "--classes", "a,b"], "give --classes or --classes-file, not both"),
+                         (["segment", image, "x", "--class-chunk", "4", "--model", "m"], "--class-chunk cuts a class"),
+                         ([*args[:2], "--classes-file", "none.txt", *args[4:]], "none.txt")):
+        assert main(bad) == 1
+        assert message in capsys.readouterr().err
+    (tmp_path / "empty.txt").write_text("\n \n")
+    assert main([*args[:2], "--classes-file", "empty.txt", *args[4:]]) == 1
+    assert "empty.txt: no class name" in capsys.readouterr().err

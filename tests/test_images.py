@@ -188,6 +188,9 @@ def test_save_mask_png_kinds(tmp_path):
     wide = np.array([[0, 300], [65535, 7]])
     save_mask_png(wide, tmp_path / "w.png")
     assert np.array_equal(np.asarray(Image.open(tmp_path / "w.png")).astype(np.int64), wide)
+    save_mask_png(labels, tmp_path / "w.png", sixteen_bit=True)  # small ids of a map over > 256 classes
+    back = np.asarray(Image.open(tmp_path / "w.png"))
+    assert back.dtype == np.uint16 and np.array_equal(back, labels)
     with pytest.raises(ValueError, match="65535"):
         save_mask_png(np.array([[-1, 0]]), tmp_path / "bad.png")
     with pytest.raises(ValueError, match="2-D"):

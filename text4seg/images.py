@@ -259,12 +259,14 @@ def overlay_mask(image: str | os.PathLike | Image.Image | np.ndarray, mask: np.n
     return Image.fromarray(np.rint(out).astype(np.uint8), "RGB")
 
 
-def save_mask_png(mask: np.ndarray, path: str | os.PathLike) -> None:
+def save_mask_png(mask: np.ndarray, path: str | os.PathLike, *, sixteen_bit: bool = False) -> None:
     """Write a mask as PNG atomically (temporary file in the same directory, then ``os.replace``).
 
     Args:
         mask: HxW bool -> 8-bit ``L`` PNG with 0/255; HxW integer label map with values in [0, 255] -> 8-bit
-            ``L`` PNG of the ids; values up to 65535 -> 16-bit PNG.
+            ``L`` PNG of the ids; values up to 65535 (or ``sixteen_bit``) -> 16-bit PNG.
+        sixteen_bit: write a label map as 16-bit even when its values fit 8 bits (maps over more than 256
+            classes, so that every file of a run has one depth).
         path: destination; missing parent directories are created. An existing file is replaced only once
             the new one is complete.
 
@@ -280,7 +282,8 @@ def save_mask_png(mask: np.ndarray, path: str | os.PathLike) -> None:
         lo, hi = (int(m.min()), int(m.max())) if m.size else (0, 0)
         if lo < 0 or hi > 65535:
             raise ValueError(f"label map values must be in [0, 65535] for PNG, got range [{lo}, {hi}]")
-        image = Image.fromarray(m.astype(np.uint8), "L") if hi <= 255 else Image.fromarray(m.astype(np.uint16))
+        wide = sixteen_bit or hi > 255
+        image = Image.fromarray(m.astype(np.uint16)) if wide else Image.fromarray(m.astype(np.uint8), "L")
     else:
         raise ValueError(f"mask must be bool or an integer label map, got dtype {m.dtype}")
     from text4seg.io import atomic_write

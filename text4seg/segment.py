@@ -114,6 +114,7 @@ def segment_image(
     adapter: str | None = None,
     instruction: str | None = None,
     classes: Sequence[str] | None = None,
+    class_chunk: int | None = None,
     out: str | os.PathLike = "mask.png",
     overlay: str | os.PathLike | bool = True,
     json_output: bool = False,
@@ -131,7 +132,10 @@ def segment_image(
         queries: referring expressions (one mask each).
         model, adapter: model directory or hub id, optional LoRA adapter.
         instruction: free-form request sent as is (instead of queries).
-        classes: class names for a semantic prompt (instead of queries); the mask PNG holds class indices.
+        classes: class names for a semantic prompt (instead of queries); the mask PNG holds class indices
+            (16-bit past 255 classes).
+        class_chunk: with ``classes``: ask several prompts of at most this many classes each and merge them
+            (:mod:`text4seg.chunking`); None or 0: one prompt.
         out: mask PNG path (0/255 for referring masks); numbered ``stem_k`` when there are several queries.
         overlay: overlay PNG path (numbered likewise); True (default): beside the mask, ``<stem>_overlay.png``;
             False: none.
@@ -145,6 +149,7 @@ def segment_image(
     Returns:
         The JSON-able report (also printed with ``json_output``).
     """
+    from text4seg.datasets.semantic import ignore_id
     from text4seg.images import load_image, overlay_mask, save_mask_png
     from text4seg.segmenter import Segmenter
 
@@ -152,6 +157,11 @@ def segment_image(
     queries = list(queries)
     if sum(bool(x) for x in (queries, instruction, classes)) != 1:
         raise ValueError("segment: give query text(s), or --instruction, or --classes (exactly one kind)")
+    if class_chunk is not None and (isinstance(class_chunk, bool) or not isinstance(class_chunk, int)
+                                    or class_chunk < 0):
+        raise ValueError(f"--class-chunk {class_chunk!r}: expected an int >= 1 (classes per prompt), or 0 for one")
+    if class_chunk and not classes:
+        raise ValueError("--class-chunk cuts a class list: give --classes or --classes-file")
     picture = load_image(image)  # fails early, naming the file
     t0 = time.perf_counter()
     question_template = resolve_question(question_template, question_index)
@@ -161,8 +171,10 @@ def segment_image(
     if queries:
         results = segmenter.segment(picture, queries, upsample=upsample)
     else:
-        results = [segmenter.segment(picture, instruction=instruction, classes=classes, upsample=upsample)]
+        results = [segmenter.segment(picture, instruction=instruction, classes=classes, upsample=upsample,
+                                     chunk_size=class_chunk or None)]
     out = Path(out)
+    ignored = ignore_id(len(classes)) if classes else 255
     if overlay is True:
         overlay = overlay_path_for(out)
     overlay = None if overlay is False or overlay is None else Path(overlay)
@@ -170,14 +182,16 @@ def segment_image(
     for k, res in enumerate(results):
         mask_path = _numbered(out, k, len(results))
         mask_path.parent.mkdir(parents=True, exist_ok=True)
-        save_mask_png(res.mask, mask_path)
+        save_mask_png(res.mask, mask_path, sixteen_bit=ignored > 255)
         overlay_path = None
         if overlay is not None:
             overlay_path = _numbered(overlay, k, len(results))
             overlay_path.parent.mkdir(parents=True, exist_ok=True)
-            overlay_mask(picture, res.mask).save(overlay_path)
+            overlay_mask(picture, res.mask, ignore_index=ignored).save(overlay_path)
+        chunks = {"chunks": [len(c["classes"]) for c in res.extra["chunks"]]} if "chunks" in res.extra else {}
         report["results"].append(result_record(res, mask_png=str(mask_path),
-                                                overlay_png=None if overlay_path is None else str(overlay_path)))
+                                                overlay_png=None if overlay_path is None else str(overlay_path),
+                                                **chunks))
     if json_output:
         json.dump(report, stream, ensure_ascii=False)
         stream.write("\n")
@@ -187,6 +201,9 @@ def segment_image(
         print(f"query: {entry['query']}", file=stream)
         print(entry["text"].rstrip("\n"), file=stream)
         repairs = "; ".join(entry["repairs"]) if entry["repairs"] else "none"
+        if "chunks" in entry:
+            print(f"{len(entry['chunks'])} prompts of {', '.join(map(str, entry['chunks']))} classes, merged",
+                  file=stream)
         print(
             f"grid {height}x{width} ({entry['form']}), repairs: {repairs}, foreground "
             f"{100 * entry['foreground_share']:.1f}%, {entry['seconds']:.2f} s, {entry['tokens']} tokens",

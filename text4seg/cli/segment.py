@@ -11,6 +11,7 @@ EPILOG = """examples:
   text4seg segment photo.jpg "the dog on the left" --model runs/t4s --out out/dog.png   # + out/dog_overlay.png
   text4seg segment photo.jpg --instruction "What keeps the rain off?" --model runs/t4s --json
   text4seg segment photo.jpg --classes "sky,road,car" --model runs/t4s --load-in-4bit
+  text4seg segment room.jpg --classes-file ade847.txt --class-chunk 100 --model runs/t4s   # 9 prompts, merged
   text4seg segment photo.jpg --grounded --model runs/t4s --out out/gcg.png   # out/gcg_0.png ... per phrase
 """
 
@@ -24,6 +25,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="a free-form request sent as is, e.g. reasoning segmentation (default: none)")
     parser.add_argument("--classes", default=None, metavar="A,B,...",
                         help="comma-separated class names: a semantic prompt (default: none)")
+    parser.add_argument("--classes-file", default=None, metavar="TXT",
+                        help="class names, one per line (blank lines skipped), instead of --classes (default: none)")
+    parser.add_argument("--class-chunk", type=int, default=None, metavar="N",
+                        help="ask prompts of at most N classes each and merge the answers by their label scores; "
+                        "0: one prompt (default: 0)")
     parser.add_argument("--grounded", action="store_true", default=None,
                         help="a grounded caption (GCG): the caption, its phrases and one mask PNG per phrase; "
                         "--instruction replaces the request (default: off)")
@@ -50,11 +56,16 @@ def run(args: argparse.Namespace) -> int:
 
     queries = list(args.queries) + list(args.extra_queries or [])
     classes = None if args.classes is None else [c.strip() for c in args.classes.split(",") if c.strip()]
+    if args.classes_file is not None:
+        if classes is not None:
+            raise ValueError("give --classes or --classes-file, not both")
+        classes = read_class_file(args.classes_file)
     overlay = False if args.no_overlay else (Path(args.overlay) if args.overlay else True)
     if args.grounded:
         from text4seg.segment import ground_image
 
-        conflicts = [name for name, value in (("QUERY", queries), ("--classes", args.classes),
+        conflicts = [name for name, value in (("QUERY", queries), ("--classes", classes),
+                                              ("--class-chunk", args.class_chunk),
                                               ("--question-template", args.question_template),
                                               ("--question-index", args.question_index)) if value]
         if conflicts:
@@ -73,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         adapter=args.adapter,
         instruction=args.instruction,
         classes=classes,
+        class_chunk=args.class_chunk,
         out=args.out or "mask.png",
         overlay=overlay,
         json_output=bool(args.json_output),
@@ -83,3 +95,20 @@ def run(args: argparse.Namespace) -> int:
         upsample=args.upsample or "nearest",
     )
     return 0
+
+
+def read_class_file(path: str) -> list[str]:
+    """Class names from a text file, one per line (surrounding whitespace and blank lines dropped).
+
+    Raises:
+        OSError: the file cannot be read (the message names it).
+        ValueError: not UTF-8, or no class name in it.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    names = [line.strip() for line in text.splitlines() if line.strip()]
+    if not names:
+        raise ValueError(f"{path}: no class name (one per line)")
+    return names
