@@ -6,7 +6,11 @@
    :func:`~text4seg.descriptors.referring_mask` for grids 16x16, 24x24, 32x32 and non-square ones. Counted:
    exceptions (must be 0) and results of the wrong shape (must be 0).
 2. Time per byte of answers of ~1 KB and ~1 MB (a linear decoder gives a ratio near 1; quadratic would be ~1000).
-3. The grammar-constrained decoder (:class:`~text4seg.decoding.vocab.TokenConstraint`) driven by random logits
+3. ``--grounded-count`` (default ``--count`` / 10) mangled grounded-caption answers (``A <p>man</p> ...`` then
+   a descriptor labelled by the phrases; markers broken, nested, doubled, cased or spaced besides the mangling
+   above) through :func:`text4seg.grounded.decode_grounded`: exceptions, wrong shapes and inconsistent phrases
+   (a span that is not its text, duplicate labels, more phrase cells than the grid) must all be 0.
+4. The grammar-constrained decoder (:class:`~text4seg.decoding.vocab.TokenConstraint`) driven by random logits
    for ``--seeds`` seeds with a byte-level BPE tokenizer (the tiny tokenizer), and a SentencePiece one when
    ``sentencepiece`` is installed: every answer must decode with zero repairs.
 
@@ -26,6 +30,7 @@ import time
 import numpy as np
 
 from text4seg.descriptors import decode_descriptor, encode_descriptor, referring_mask, wrap_descriptor
+from text4seg.grounded import decode_grounded, grounded_answer, phrase_labels
 
 GRIDS = [(16, 16), (24, 24), (32, 32), (16, 24), (24, 16), (7, 31), (1, 50), (40, 3)]
 LABELS = ["others", "man on left", "red", "the white horse", "猫", "é", "x"]
@@ -110,6 +115,57 @@ def fuzz(count: int, seed: int) -> tuple[int, int, int, float]:
         if (n + 1) % 100_000 == 0:
             print(f"  {n + 1:,} answers, {exceptions} exceptions, {time.perf_counter() - start:.0f} s", flush=True)
     return exceptions, wrong_shape, clean, time.perf_counter() - start
+
+
+MARKERS = ["<p>", "</p>", "< p >", "<P>", "</ p>", "<p><p>", "</p></p>", "<p", "p>", "</", "<seg>"]
+CAPTION_WORDS = ["A", "man", "holds", "the", "white horse", "猫", "and", "a", "red", "others", "x|y", "é"]
+
+
+def grounded_base(rng: random.Random, height: int, width: int) -> str:
+    """A valid grounded answer: 1-3 marked phrases, their labels in blobs on the grid."""
+    words = [rng.choice(CAPTION_WORDS) for _ in range(rng.randint(3, 9))]
+    caption = " ".join(words) + "."
+    spans, start = [], 0
+    for word in words:
+        if len(spans) < 3 and rng.random() < 0.4:
+            spans.append((start, start + len(word)))
+        start += len(word) + 1
+    if not spans:
+        spans = [(0, len(words[0]))]
+    labels = ["others", *phrase_labels([caption[a:b] for a, b in spans])]
+    grid = [[labels[(r // max(1, height // 3) + c // max(1, width // 2)) % len(labels)] for c in range(width)]
+            for r in range(height)]
+    return grounded_answer(caption, spans, grid, rle=rng.random() < 0.7)
+
+
+def fuzz_grounded(count: int, seed: int) -> tuple[int, int, int, float]:
+    """(exceptions, wrong shapes or inconsistent phrases, clean answers, seconds) of mangled grounded answers."""
+    rng = random.Random(seed)
+    exceptions = bad = clean = 0
+    start = time.perf_counter()
+    for n in range(count):
+        height, width = GRIDS[n % len(GRIDS)]
+        text = grounded_base(rng, height, width)
+        if rng.random() < 0.5:
+            chars = list(text)
+            for _ in range(rng.randint(1, 6)):
+                chars[rng.randrange(len(chars) + 1):0] = rng.choice(MARKERS)
+            text = "".join(chars)
+        text = mangle(rng, text)
+        out_hw = (height + rng.randrange(3), width + rng.randrange(5))
+        try:
+            got = decode_grounded(text, height, width, out_hw=out_hw)
+            labels = [p.label.casefold() for p in got.phrases]
+            ok = (got.grid.shape == (height, width) and len(set(labels)) == len(labels)
+                  and sum(p.cells for p in got.phrases) <= height * width
+                  and all(p.mask.shape == out_hw and got.caption[p.start:p.end] == p.text for p in got.phrases))
+            bad += not ok
+            clean += not got.repairs
+        except Exception as err:  # noqa: BLE001 - counting them is the point
+            exceptions += 1
+            if exceptions <= 5:
+                print(f"  exception on {text[:120]!r}: {type(err).__name__}: {err}", file=sys.stderr)
+    return exceptions, bad, clean, time.perf_counter() - start
 
 
 def per_byte(size: int, repeats: int, seed: int) -> float:
@@ -209,6 +265,8 @@ def sentencepiece_tokenizer():
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=1_000_000, help="mangled answers (default: 1,000,000)")
+    parser.add_argument("--grounded-count", type=int, default=None,
+                        help="mangled grounded-caption answers (default: --count / 10)")
     parser.add_argument("--seeds", type=int, default=300, help="constrained-decoding seeds (default: 300)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the mangling (default: 0)")
     args = parser.parse_args(argv)
@@ -217,11 +275,15 @@ def main(argv=None) -> int:
     exceptions, wrong, clean, seconds = fuzz(args.count, args.seed)
     print(f"fuzz: {exceptions} exceptions, {wrong} results of the wrong shape, {clean:,} decoded without repairs, "
           f"{seconds:.0f} s ({1e6 * seconds / max(args.count, 1):.1f} us per answer)")
+    grounded = args.count // 10 if args.grounded_count is None else args.grounded_count
+    g_exceptions, g_bad, g_clean, g_seconds = fuzz_grounded(grounded, args.seed)
+    print(f"fuzz grounded: {grounded:,} mangled grounded captions, {g_exceptions} exceptions, {g_bad} wrong shapes or "
+          f"inconsistent phrases, {g_clean:,} decoded without repairs, {g_seconds:.0f} s")
     small = per_byte(1_000, 2000, 1)
     large = per_byte(1_000_000, 3, 1)
     print(f"scaling: {1e9 * small:.1f} ns/byte at 1 KB, {1e9 * large:.1f} ns/byte at 1 MB "
           f"(ratio {large / small:.2f}; linear = about 1)")
-    failures = exceptions + wrong
+    failures = exceptions + wrong + g_exceptions + g_bad
     for name, build in (("byte-level BPE (tiny)", tiny_tokenizer), ("SentencePiece", sentencepiece_tokenizer)):
         tokenizer = build()
         if tokenizer is None:
