@@ -194,7 +194,7 @@ def test_queries_one_per_line(tmp_path):
         handler.parse_queries("referring", " \n ")
     with pytest.raises(ValueError, match="3 queries: at most 2 per request"):
         handler.parse_queries("referring", "a\nb\nc")
-    with pytest.raises(ValueError, match="mode 'panoptic': expected one of referring, instruction, classes"):
+    with pytest.raises(ValueError, match="mode 'panoptic': expected one of referring, instruction, classes, caption"):
         handler.parse_queries("panoptic", "a")
 
 
@@ -348,3 +348,40 @@ def test_demo_command_passes_its_options(monkeypatch, capsys):
     assert seen["question_template"] == REFERRING_QUESTIONS[1]
     assert main(["demo", "--model", "m", "--port", "99999"]) == 1
     assert "text4seg demo: error: port 99999: expected 0..65535" in capsys.readouterr().err
+
+
+GROUNDED = ("A <p>cat</p> on a <p>mat</p>.\n<seg>cat| cat| others| others\n cat| cat| others| others\n"
+            " mat| mat| mat| mat\n others| others| others| others\n</seg>")
+
+
+def test_caption_mode_grounds_each_phrase(tmp_path):
+    prompts = []
+
+    class Recording(StubBackend):
+        def generate(self, image, batch):
+            prompts.extend(batch)
+            return super().generate(image, batch)
+
+    handler = DemoHandler(Segmenter(Recording(GROUNDED), CONFIG), model="stub", workdir=tmp_path)
+    result = handler.segment(str(EXAMPLE), "caption", "")
+    from text4seg.prompts import gcg_question
+
+    assert prompts == [gcg_question()]
+    cat, mat = result.masks
+    assert cat[:64, :64].all() and cat.sum() == 64 * 64
+    assert mat[64:96].all() and mat.sum() == 32 * 128
+    assert result.legend == [("cat", PALETTE[0], 0.25), ("mat", PALETTE[1], 0.25)]
+    assert result.descriptor.startswith("caption: A <p>cat</p> on a <p>mat</p>.\n\nA <p>cat</p>")
+    assert [p.name for p in result.files] == ["mask_0.png", "mask_1.png", "segment.json"]
+    assert np.array_equal(np.asarray(Image.open(result.files[1])) > 0, mat)
+    (entry,) = result.report["results"]
+    assert entry["caption"] == "A cat on a mat." and [p["mask_png"] for p in entry["phrases"]] == ["mask_0.png",
+                                                                                                 "mask_1.png"]
+    assert np.array_equal(_decode_rle(entry["phrases"][0]["rle"]), cat)
+    assert "caption with 2 grounded phrases (no repairs)" in result.summary
+    assert result.grid.getpixel((12, 12)) == PALETTE[0] and result.grid.getpixel((12, 60)) == PALETTE[1]
+    handler.segment(str(EXAMPLE), "caption", "Describe it\nbriefly.")
+    assert prompts[-1] == "Describe it briefly."
+    handler.refiner = object()  # a refiner is loaded, yet captions are not refined
+    status, *_ = handler.respond(str(EXAMPLE), "caption", "", None, True)
+    assert "SAM refinement applies to referring, instruction and classes requests" in status

@@ -5,7 +5,7 @@ Two layers:
 
 - :class:`DemoHandler` answers requests in plain Python (no Gradio): for an image it checks an upload (file
   size, pixel count before decoding, readable image), runs the segmenter (one or several queries; referring, instruction or
-  classes mode; a decoding mode per request; optional SAM refinement), draws the overlay, the legend and the
+  classes mode, or a grounded caption; a decoding mode per request; optional SAM refinement), draws the overlay, the legend and the
   descriptor grid, and writes the downloads (the mask PNG and the JSON of ``text4seg segment --json``, built by
   the same helpers of :mod:`text4seg.segment`). Bad input raises ``ValueError`` with the message the CLI prints;
   :meth:`DemoHandler.respond` turns every failure into a message in the page, never a stack trace.
@@ -70,7 +70,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEMO_ASSETS = Path(__file__).with_name("demo_assets")
-MODES = ("referring", "instruction", "classes")
+MODES = ("referring", "instruction", "classes", "caption")
 _LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 # Distinct, saturated colours (matplotlib's tab10); query / class k gets PALETTE[k % 10].
 PALETTE: tuple[tuple[int, int, int], ...] = (
@@ -572,6 +572,8 @@ class DemoHandler:
         if mode not in MODES:
             raise ValueError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
         lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+        if mode == "caption":  # the request itself, optional: GLaMM's GCG instruction by default
+            return [" ".join(lines)] if lines else []
         if mode == "classes":
             lines = [name.strip() for line in lines for name in line.split(",") if name.strip()]
         if not lines:
@@ -591,8 +593,9 @@ class DemoHandler:
 
         Args:
             image_path: uploaded or example image file.
-            mode: ``"referring"`` (one mask per line), ``"instruction"`` (each line sent as is) or
-                ``"classes"`` (one semantic prompt listing the class names).
+            mode: ``"referring"`` (one mask per line), ``"instruction"`` (each line sent as is),
+                ``"classes"`` (one semantic prompt listing the class names) or ``"caption"`` (a grounded caption,
+                one mask per phrase; ``text`` replaces the request, empty: the GCG instruction).
             text: the queries, one per line.
             decoding: one of :attr:`decoding_modes` (default: the loaded one).
             refine: refine the masks with SAM (needs a refiner).
@@ -609,6 +612,11 @@ class DemoHandler:
         if refine and self.refiner is None:
             raise ValueError("SAM refinement: start the demo with --sam-checkpoint FILE to offer it")
         segmenter = self.segmenter_for(decoding)
+        if mode == "caption":
+            if refine:
+                raise ValueError("SAM refinement applies to referring, instruction and classes requests")
+            answer = segmenter.ground(picture, queries[0] if queries else None)
+            return self._present_caption(picture, name, answer, segmenter, time.perf_counter() - t0)
         if mode == "referring":
             results = segmenter.segment(picture, queries)
         elif mode == "instruction":
@@ -702,6 +710,46 @@ class DemoHandler:
                    f"decoding {report['decoding']}" + (", refined with SAM" if scores[0] is not None else ""))
         return DemoResult(overlay=overlay, legend=legend, descriptor="\n\n".join(blocks), grid=grid,
                           masks=masks, report=report, files=files, summary=summary, rows=rows)
+
+    def _present_caption(self, picture: Image.Image, name: str, answer: Any, segmenter: Any,
+                         seconds: float) -> DemoResult:
+        """A grounded caption: each phrase's mask in its colour, the marked caption, the downloads."""
+        from text4seg.images import save_mask_png
+        from text4seg.io import write_json_atomic
+        from text4seg.segment import grounded_record, report_header
+
+        rgb = np.asarray(picture, dtype=np.float64).copy()
+        legend, lut, masks = [], {}, []
+        for k, phrase in enumerate(answer.phrases):
+            colour = PALETTE[k % len(PALETTE)]
+            _blend(rgb, phrase.mask, colour)
+            legend.append((phrase.text, colour, float(phrase.mask.mean())))
+            lut[phrase.label] = colour
+            masks.append(np.asarray(phrase.mask, dtype=bool))
+        folder = self._request_dir()
+        files = []
+        for k, mask in enumerate(masks):
+            save_mask_png(mask, folder / f"mask_{k}.png")
+            files.append(folder / f"mask_{k}.png")
+        report = report_header(name, picture, self.model, self.adapter, segmenter.config, self.load_seconds)
+        report["mode"] = "caption"
+        report["decoding"] = str(getattr(segmenter.backend, "decoding", self.decoding))
+        report["results"].append(grounded_record(answer, mask_pngs=[p.name for p in files]))
+        report["seconds"] = round(seconds, 3)
+        files.append(write_json_atomic(folder / "segment.json", report))
+        height, width = segmenter.config.grid
+        summary = (f"grid {height}x{width}, caption with {len(answer.phrases)} grounded "
+                   f"{'phrase' if len(answer.phrases) == 1 else 'phrases'} "
+                   f"({'repaired' if answer.repairs else 'no repairs'}), {answer.tokens} tokens, "
+                   f"{answer.forward_passes} forward passes, generation {answer.seconds:.2f} s, request "
+                   f"{seconds:.2f} s, decoding {report['decoding']}")
+        share = float(np.mean(np.any(masks, axis=0))) if masks else 0.0
+        rows = [(answer.marked_caption, list(answer.repairs), int(answer.tokens), int(answer.forward_passes),
+                 float(answer.seconds), share)]
+        return DemoResult(overlay=Image.fromarray(np.rint(rgb).astype(np.uint8), "RGB"), legend=legend,
+                          descriptor=f"caption: {answer.marked_caption}\n\n{answer.text.rstrip()}",
+                          grid=grid_picture([np.asarray(answer.grid)], [lut]), masks=masks, report=report,
+                          files=files, summary=summary, rows=rows)
 
     def _request_dir(self) -> Path:
         self._requests += 1
@@ -1005,7 +1053,9 @@ def build_app(handler: DemoHandler) -> Any:
                                        elem_id="t4s-preview", height=240)
                     mode = gr.Radio(list(MODES), value="referring", label="mode",
                                     info="referring: a mask per line; instruction: each line sent as is "
-                                    "(reasoning); classes: one semantic prompt of the names", elem_id="t4s-mode")
+                                    "(reasoning); classes: one semantic prompt of the names; caption: a grounded "
+                                    "caption, a mask per phrase (the text, if any, replaces the request)",
+                                    elem_id="t4s-mode")
                     text = gr.Textbox(label="query (one per line)", lines=3, elem_id="t4s-query",
                                       placeholder="the red circle")
                     decoding = gr.Dropdown(list(handler.decoding_modes), value=handler.decoding,
