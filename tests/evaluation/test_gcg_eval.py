@@ -167,3 +167,15 @@ def test_eval_gcg_with_the_tiny_model(grandf, tmp_path, tiny_model_dir, no_java,
         assert decode_grounded(record["text"], 8, 8).caption == pred["caption"]
     scores = json.loads((out / "scores.json").read_text())
     assert scores["gcg"]["images"] == 2 and 0.0 <= scores["coarse"]["miou"] <= 1.0
+
+
+def test_eval_gcg_refuses_options_it_does_not_use(grandf, tmp_path):
+    from text4seg.evaluation import evaluate
+
+    for option, value in (("save_vis", 2), ("expressions", "first"), ("frame_stride", 2), ("save_masks", True),
+                          ("question_template", "Describe {expression}.")):
+        flag = "--" + option.replace("_", "-")
+        with pytest.raises(ValueError, match=f"task gcg: {flag} does not apply"):
+            evaluate("gcg", data_root=grandf, out=tmp_path / "r", segmenter=StubSegmenter([]), **{option: value})
+    with pytest.raises(ValueError, match="task panoptic: --batch-size does not apply"):
+        evaluate("panoptic", data_root=grandf, out=tmp_path / "p", segmenter=StubSegmenter([]), batch_size=4)

@@ -258,6 +258,13 @@ def evaluate(
     spec = task_spec(task)
     dataset = resolve_dataset(spec, dataset)
     class_chunk = _check_class_chunk(spec, class_chunk)
+    if spec.kind in ("gcg", "panoptic", "instance"):
+        _refuse_unused(task, {"save_vis": (save_vis, 0), "expressions": (expressions, "all"),
+                              "frame_stride": (frame_stride, 1), "save_masks": (save_masks, False),
+                              "video_strategy": (video_strategy, "per-frame"), "sam2": (sam2, None),
+                              "context_frames": (context_frames, 0), "question_template": (question_template, None),
+                              **({} if spec.kind == "gcg" else {"question_index": (question_index, None),
+                                                                "batch_size": (batch_size, 1)})})
     if spec.kind == "gcg":
         return _evaluate_gcg(spec, dataset, model, adapter, data_root=data_root, split=split, limit=limit, out=out,
                              load=load, decoding=decoding, segmenter=segmenter, device=device, progress=progress,
@@ -396,6 +403,14 @@ def _evaluate_instances(spec: TaskSpec, dataset: str, model: Any, adapter: Any, 
     if decoding is None or isinstance(decoding, str):
         decoding = DecodingOptions() if decoding is None else DecodingOptions(decoding=decoding)
     return evaluate_instances(spec, model, adapter, decoding=decoding, **options)
+
+
+def _refuse_unused(task: str, values: dict[str, tuple[Any, Any]]) -> None:
+    """ValueError naming the first option given that ``task`` does not use (``{name: (value, default)}``)."""
+    for name, (value, default) in values.items():
+        if value != default and not (default is None and value is None):
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"task {task}: {flag} does not apply (it is for the referring, semantic or video tasks)")
 
 
 def _evaluate_gcg(spec: TaskSpec, dataset: str, model: Any, adapter: Any, *, refiner: Any, world_size: Any,
