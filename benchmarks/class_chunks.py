@@ -95,9 +95,9 @@ def build_model(out: Path, names: list[str], seed: int, extra_texts: tuple[str, 
     from text4seg.prompts import semantic_question
 
     texts = [semantic_question(names[k : k + 50]) for k in range(0, len(names), 50)]
-    return build_tiny_model(out, texts=texts + ["Here is the mask.", *extra_texts], labels=names, grid=_GRID, patch_size=4,
-                            vision_hidden=32, vision_layers=1, text_hidden=64, text_layers=2, heads=2, mlp_ratio=2,
-                            vocab_size=1024, max_positions=16384, seed=seed, descriptor_form="plain")
+    return build_tiny_model(out, texts=[*texts, "Here is the mask.", *extra_texts], labels=names, grid=_GRID,
+                            patch_size=4, vision_hidden=32, vision_layers=1, text_hidden=64, text_layers=2, heads=2,
+                            mlp_ratio=2, vocab_size=1024, max_positions=16384, seed=seed, descriptor_form="plain")
 
 
 def print_table(rows: list[dict]) -> None:
