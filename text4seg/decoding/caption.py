@@ -30,10 +30,10 @@ from collections import OrderedDict
 from text4seg.decoding.grammar import SEG_OPEN, DescriptorGrammar, utf8_lead, utf8_left, utf8_next
 from text4seg.decoding.vocab import (
     _ANY,
-    END,
     SEG,
     STOP,
     Allowed,
+    ByteConstraint,
     TokenVocab,
     descriptor_forced,
     descriptor_tokens,
@@ -180,7 +180,7 @@ class CaptionGrammar:
         return bytes(out)
 
 
-class GroundedConstraint:
+class GroundedConstraint(ByteConstraint):
     """Which token ids keep an answer a valid prefix of ``caption \\n<seg> descriptor </seg> <eos>``, the
     descriptor labelled by the caption's phrases (module docstring).
 
@@ -288,30 +288,11 @@ class GroundedConstraint:
             s = self.caption.spend(s)
         return (CAPTION, s, n, phrases, current)
 
-    def advance(self, state: tuple, token: int) -> tuple | None:
-        """The state after ``token``, or None when the token is not allowed in ``state``."""
-        kind = state[0]
-        if kind == STOP:
-            return state
-        if token in self.eos:
-            return (STOP,) if kind == END else None
-        if kind == END:
-            return None
-        data = self.vocab.token_bytes[token] if 0 <= token < self.vocab.size else None
-        if not data:
-            return None
-        if kind == CAPTION:
+    def _advance_bytes(self, state: tuple, token: int, data: bytes) -> tuple | None:
+        if state[0] == CAPTION:
             return self._caption_bytes(state, data)
-        memo = (state[2], state[1], token)
-        if memo in self._advanced:
-            return self._advanced[memo]
-        grammar = self.grammar(state[2])
-        g = grammar.walk(state[1], data)
-        out = None if g is None else (END,) if grammar.is_done(g) else (SEG, g, state[2])
-        if len(self._advanced) > 200_000:
-            self._advanced.clear()
-        self._advanced[memo] = out
-        return out
+        return self._descriptor_step(self.grammar(state[2]), (state[2], state[1], token), state[1], data,
+                                     (state[2],))
 
     def key(self, state: tuple) -> tuple:
         """Cache key of the allowed set of ``state`` (descriptor keys name their labels)."""

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from text4seg.decoding.grammar import SEG_OPEN, DescriptorGrammar, utf8_lead, utf8_next
 
-__all__ = ["TokenVocab", "Allowed", "TokenConstraint", "token_vocab", "token_constraint", "descriptor_tokens",
+__all__ = ["TokenVocab", "Allowed", "ByteConstraint", "TokenConstraint", "token_vocab", "token_constraint", "descriptor_tokens",
            "descriptor_forced"]
 
 logger = logging.getLogger(__name__)
@@ -185,13 +185,56 @@ class Allowed:
 
 
 _ANY = Allowed(("*",), (), frozenset())
+_MISSING = object()
 
 # constraint states: ("F", k, n) free text with k bytes of "<seg>" matched after n tokens; ("S", g) inside the
 # descriptor at grammar state g; ("E",) after </seg> (only an end token); ("X",) finished.
 FREE, SEG, END, STOP = "F", "S", "E", "X"
 
 
-class TokenConstraint:
+class ByteConstraint:
+    """What every answer constraint shares (:class:`TokenConstraint`, the grounded-caption one): the end rules
+    of :meth:`advance` (an end token only after ``</seg>``, nothing after the end) and the memoised descriptor
+    step. Subclasses set ``vocab``, ``eos`` and ``_advanced`` and implement ``_advance_bytes``."""
+
+    vocab: TokenVocab
+    eos: frozenset
+    _advanced: dict
+
+    def advance(self, state: tuple, token: int) -> tuple | None:
+        """The state after ``token``, or None when the token is not allowed in ``state``."""
+        kind = state[0]
+        if kind == STOP:
+            return state
+        if token in self.eos:
+            return (STOP,) if kind == END else None
+        if kind == END:
+            return None
+        data = self.vocab.token_bytes[token] if 0 <= token < self.vocab.size else None
+        if not data:
+            return None
+        return self._advance_bytes(state, token, data)
+
+    def _advance_bytes(self, state: tuple, token: int, data: bytes) -> tuple | None:
+        raise NotImplementedError
+
+    def _descriptor_step(self, grammar: DescriptorGrammar, memo: tuple, g: tuple, data: bytes,
+                         tail: tuple = ()) -> tuple | None:
+        """The state after ``data`` at descriptor state ``g`` (``(SEG, g', *tail)``, ``(END,)`` or None),
+        memoised under ``memo``: queries of one image and batch rows revisit the same states with the same
+        tokens."""
+        found = self._advanced.get(memo, _MISSING)
+        if found is not _MISSING:
+            return found
+        nxt = grammar.walk(g, data)
+        out = None if nxt is None else (END,) if grammar.is_done(nxt) else (SEG, nxt, *tail)
+        if len(self._advanced) > 200_000:
+            self._advanced.clear()
+        self._advanced[memo] = out
+        return out
+
+
+class TokenConstraint(ByteConstraint):
     """Which token ids keep an answer a valid prefix of ``free text <seg> descriptor </seg> <eos>``.
 
     Text before ``<seg>`` is free except for end and special tokens (an answer always gets its mask) and
@@ -268,30 +311,10 @@ class TokenConstraint:
             return (SEG, (SEG_OPEN, 0, 0, -1, k))  # k bytes of "<seg>" already matched
         return (FREE, k, n + 1, pending)
 
-    def advance(self, state: tuple, token: int) -> tuple | None:
-        """The state after ``token``, or None when the token is not allowed in ``state``."""
-        kind = state[0]
-        if kind == STOP:
-            return state
-        if token in self.eos:
-            return (STOP,) if kind == END else None
-        if kind == END:
-            return None
-        data = self.vocab.token_bytes[token] if 0 <= token < self.vocab.size else None
-        if not data:
-            return None
-        if kind == FREE:
+    def _advance_bytes(self, state: tuple, token: int, data: bytes) -> tuple | None:
+        if state[0] == FREE:
             return self._free_bytes(state[1], state[2], data, state[3])
-        # queries of one image and batch rows revisit the same states with the same tokens
-        memo = (state[1], token)
-        if memo in self._advanced:
-            return self._advanced[memo]
-        g = self.grammar.walk(state[1], data)
-        out = None if g is None else (END,) if self.grammar.is_done(g) else (SEG, g)
-        if len(self._advanced) > 200_000:
-            self._advanced.clear()
-        self._advanced[memo] = out
-        return out
+        return self._descriptor_step(self.grammar, (state[1], token), state[1], data)
 
     def key(self, state: tuple) -> tuple:
         """Cache key of the allowed set of ``state``."""
